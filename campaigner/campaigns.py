@@ -1,0 +1,61 @@
+"""Campaign values as stored in the `campaigns` table, and the queries loading them."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+from campaigner.errors import CampaignerError
+
+COLUMNS = """
+    id, name, status, schedule, timezone, cohort, channel, topic, template,
+    message_fields, batch_size, active_from, active_until, grace, deadline
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Campaign:
+    id: int
+    name: str
+    status: str
+    schedule: str
+    timezone: str
+    cohort: str
+    channel: str
+    topic: str
+    template: Any
+    message_fields: list[str]
+    batch_size: int
+    active_from: datetime | None
+    active_until: datetime | None
+    grace: timedelta
+    deadline: timedelta
+
+
+class UnknownCampaign(CampaignerError):
+    """No campaign has that name."""
+
+    exit_code = 2
+
+
+def load_campaigns(conn: psycopg.Connection, *, statuses: tuple[str, ...]) -> list[Campaign]:
+    """Campaigns with one of `statuses`, in id order."""
+    with conn.cursor(row_factory=class_row(Campaign)) as cur:
+        cur.execute(
+            f"SELECT {COLUMNS} FROM campaigns WHERE status = ANY(%s) ORDER BY id",  # noqa: S608
+            [list(statuses)],
+        )
+        return cur.fetchall()
+
+
+def load_campaign(conn: psycopg.Connection, name: str) -> Campaign:
+    with conn.cursor(row_factory=class_row(Campaign)) as cur:
+        cur.execute(f"SELECT {COLUMNS} FROM campaigns WHERE name = %s", [name])  # noqa: S608
+        campaign = cur.fetchone()
+    if campaign is None:
+        raise UnknownCampaign(f"no campaign named {name!r} (see `campaigner list`)")
+    return campaign

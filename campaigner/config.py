@@ -1,0 +1,174 @@
+"""Settings: flags, then CAMPAIGNER_* variables and the standard ones, then a TOML file.
+
+Secrets (database passwords, SASL credentials) never come from flags: they
+come from libpq's own sources (PG* variables, .pgpass), the environment or
+the TOML file, and are masked wherever settings are shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from campaigner.errors import ConfigurationError
+
+ENV_PREFIX = "CAMPAIGNER_"
+# CAMPAIGNER_KAFKA__SASL_PASSWORD=... sets the librdkafka property sasl.password.
+KAFKA_PROPERTY_ENV_PREFIX = "CAMPAIGNER_KAFKA__"
+SECRET_WORDS = ("password", "secret", "token", "key")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything campaigner needs to reach its servers and bound its work."""
+
+    # Empty means libpq's defaults (PGHOST, PGDATABASE, ... and .pgpass).
+    database_url: str = ""
+    connect_timeout: int = 10
+    # Bounds each cohort chunk query and each dry-run count.
+    statement_timeout: float = 300.0
+    lock_timeout: float = 5.0
+    customer_table: str = "user_data"
+    customer_key: str = "id"
+    kafka_bootstrap_servers: str = "localhost:9092"
+    # How long a message may wait for the broker's confirmation, and how long
+    # reaching the broker may take, before the run fails as retryable.
+    kafka_timeout: float = 30.0
+    kafka_properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("customer_table", "customer_key"):
+            if not IDENTIFIER.match(getattr(self, name)):
+                raise ConfigurationError(
+                    f"{name} must be a plain SQL identifier, got {getattr(self, name)!r}"
+                    f" (set {ENV_PREFIX}{name.upper()})"
+                )
+        for name in ("connect_timeout", "statement_timeout", "lock_timeout", "kafka_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(
+                    f"{name} must be positive (set --{name.replace('_', '-')}"
+                    f" or {ENV_PREFIX}{name.upper()})"
+                )
+
+    def __repr__(self) -> str:
+        shown = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        shown["database_url"] = mask_url(self.database_url)
+        shown["kafka_properties"] = mask_properties(self.kafka_properties)
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    def shown(self) -> dict[str, Any]:
+        """The settings as a dict with every secret masked."""
+        values = dataclasses.asdict(self)
+        values["database_url"] = mask_url(self.database_url)
+        values["kafka_properties"] = mask_properties(self.kafka_properties)
+        return values
+
+
+FIELD_TYPES: dict[str, type] = {
+    "database_url": str,
+    "connect_timeout": int,
+    "statement_timeout": float,
+    "lock_timeout": float,
+    "customer_table": str,
+    "customer_key": str,
+    "kafka_bootstrap_servers": str,
+    "kafka_timeout": float,
+}
+STANDARD_ENV = {"database_url": "DATABASE_URL", "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge flags > CAMPAIGNER_* > standard variables > TOML file > defaults."""
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        config_file = Path(environ[f"{ENV_PREFIX}CONFIG"])
+    from_file = read_config_file(config_file) if config_file else {}
+
+    values: dict[str, Any] = {}
+    for name, kind in FIELD_TYPES.items():
+        raw = pick(name, flags or {}, environ, from_file)
+        if raw is not None:
+            values[name] = convert(name, raw, kind)
+
+    properties = dict(from_file.get("kafka_properties", {}))
+    properties.update(kafka_properties_from_env(environ))
+    values["kafka_properties"] = {str(k): str(v) for k, v in properties.items()}
+    return Settings(**values)
+
+
+def pick(
+    name: str, flags: Mapping[str, Any], environ: Mapping[str, str], from_file: Mapping[str, Any]
+) -> Any:
+    if flags.get(name) is not None:
+        return flags[name]
+    env_name = f"{ENV_PREFIX}{name.upper()}"
+    if environ.get(env_name):
+        return environ[env_name]
+    if name in STANDARD_ENV and environ.get(STANDARD_ENV[name]):
+        return environ[STANDARD_ENV[name]]
+    return from_file.get(name)
+
+
+def convert(name: str, raw: Any, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{name} must be a {kind.__name__}, got {raw!r}"
+            f" (check {ENV_PREFIX}{name.upper()} or the config file)"
+        ) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read the TOML file: top-level keys named like the settings, and a [kafka] table
+    of librdkafka properties."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from exc
+
+    unknown = set(document) - set(FIELD_TYPES) - {"kafka"}
+    if unknown:
+        raise ConfigurationError(
+            f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}"
+        )
+    kafka = document.pop("kafka", {})
+    if not isinstance(kafka, dict):
+        raise ConfigurationError(f"config file {path}: [kafka] must be a table of properties")
+    document["kafka_properties"] = kafka
+    return document
+
+
+def kafka_properties_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name[len(KAFKA_PROPERTY_ENV_PREFIX) :].lower().replace("_", "."): value
+        for name, value in environ.items()
+        if name.startswith(KAFKA_PROPERTY_ENV_PREFIX)
+    }
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for display."""
+    masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(password=)\S+", r"\1***", masked)
+
+
+def mask_properties(properties: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: "***" if any(word in name for word in SECRET_WORDS) else value
+        for name, value in properties.items()
+    }

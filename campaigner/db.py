@@ -1,0 +1,54 @@
+"""PostgreSQL connections: bounded connect, application name, errors translated once."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import psycopg
+
+from campaigner import errors
+from campaigner.config import Settings, mask_url
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_NAME = "campaigner"
+
+
+def connect(settings: Settings, *, purpose: str, autocommit: bool = True) -> psycopg.Connection:
+    """Open a connection, or raise DatabaseError naming the setting to fix."""
+    try:
+        conn = psycopg.connect(
+            settings.database_url,
+            connect_timeout=settings.connect_timeout,
+            application_name=f"{APPLICATION_NAME} {purpose}",
+            autocommit=autocommit,
+        )
+    except psycopg.Error as exc:
+        target = mask_url(settings.database_url) or "libpq defaults (PG* variables)"
+        reason = first_line(str(exc)) or type(exc).__name__
+        raise errors.DatabaseError(
+            f"cannot connect to PostgreSQL at {target}: {reason}"
+            " (set DATABASE_URL or CAMPAIGNER_DATABASE_URL, or PGHOST/PGPORT/PGDATABASE)"
+        ) from exc
+    logger.debug("connected to PostgreSQL for %s", purpose, extra={"event": "db_connected"})
+    return conn
+
+
+@contextlib.contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Turn psycopg's operational errors into DatabaseError("while <action>: ...")."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise errors.DatabaseError(f"PostgreSQL failed while {action}: {first_line(str(exc))}") from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise errors.DatabaseError(
+            f"PostgreSQL failed while {action}: {first_line(str(exc))}"
+            " (run `campaigner db upgrade`)"
+        ) from exc
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""

@@ -1,0 +1,118 @@
+"""The message contract: one JSON envelope per recipient, keyed by user id.
+
+The parts shared by every message of a run are serialised once; each recipient
+only adds its id and fields. `envelope.schema.json` beside this module is the
+contract senders can validate against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    user_id: int
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def format_instant(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with a Z, microseconds only when present."""
+    utc = moment.astimezone(dt.UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}"
+    return text + "Z"
+
+
+def idempotency_key(campaign_id: int, scheduled_for: dt.datetime, user_id: int) -> str:
+    """Stable across retries and resumes of the same run: consumers drop repeats by it."""
+    return f"{campaign_id}:{format_instant(scheduled_for)}:{user_id}"
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID | dt.timedelta | bytes | memoryview):
+        return str(value) if not isinstance(value, bytes | memoryview) else bytes(value).hex()
+    raise TypeError(f"cannot put a {type(value).__name__} into a message")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvelopeTemplate:
+    """Everything a run's messages share, pre-serialised."""
+
+    campaign_id: int
+    campaign_name: str
+    channel: str
+    template: Any
+    run_id: int
+    scheduled_for: dt.datetime
+    manual: bool
+    expires_at: dt.datetime
+    fields: Sequence[str]
+
+    def render(self, rows: Sequence[Sequence[Any]], *, produced_at: dt.datetime) -> list[Message]:
+        """One message per row; each row is (user_id, *fields)."""
+        slot = format_instant(self.scheduled_for)
+        head = json.dumps(
+            {
+                "campaign": {
+                    "id": self.campaign_id,
+                    "name": self.campaign_name,
+                    "channel": self.channel,
+                    "template": self.template,
+                },
+                "run": {"id": self.run_id, "scheduled_for": slot, "manual": self.manual},
+                "produced_at": format_instant(produced_at),
+                "expires_at": format_instant(self.expires_at),
+            },
+            separators=(",", ":"),
+        )[1:-1]
+        shared_headers = [
+            ("schema_version", str(SCHEMA_VERSION).encode()),
+            ("campaign_id", str(self.campaign_id).encode()),
+            ("run_id", str(self.run_id).encode()),
+            ("channel", self.channel.encode()),
+        ]
+        key_prefix = f"{self.campaign_id}:{slot}:"
+        messages = []
+        for row in rows:
+            user_id = row[0]
+            fields = json.dumps(
+                dict(zip(self.fields, row[1:], strict=True)),
+                separators=(",", ":"),
+                default=json_default,
+                ensure_ascii=False,
+            )
+            key = f"{key_prefix}{user_id}"
+            value = (
+                f'{{"schema_version":{SCHEMA_VERSION},"idempotency_key":"{key}",{head},'
+                f'"recipient":{{"user_id":{user_id},"fields":{fields}}}}}'
+            )
+            user_text = str(user_id).encode()
+            messages.append(
+                Message(
+                    user_id=user_id,
+                    key=user_text,
+                    value=value.encode(),
+                    headers=[
+                        *shared_headers,
+                        ("user_id", user_text),
+                        ("idempotency_key", key.encode()),
+                    ],
+                )
+            )
+        return messages

@@ -1,0 +1,193 @@
+"""The run ledger: one `campaign_runs` row per (campaign, slot), claimed once.
+
+The claiming process takes a session-level advisory lock on the run in the
+same transaction as the INSERT, so no other process can see a claimed run
+whose owner does not hold its lock. The connection must stay open (and, behind
+a pooler, be in session mode) for the whole run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+from campaigner.campaigns import Campaign
+
+# Namespace of campaigner's run locks in PostgreSQL's two-key advisory lock space.
+RUN_LOCK_CLASS = 0x636D7072  # "cmpr"
+
+FINAL_STATUSES = ("succeeded", "completed_with_errors", "failed", "missed", "expired")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    id: int
+    campaign_id: int
+    scheduled_for: datetime
+    manual: bool
+    status: str
+    checkpoint: int | None
+    matched: int
+    produced: int
+    failed: int
+    attempts: int
+
+
+RUN_COLUMNS = (
+    "id, campaign_id, scheduled_for, manual, status, checkpoint,"
+    " matched, produced, failed, attempts"
+)
+
+
+def run_settings(campaign: Campaign) -> dict[str, Any]:
+    """What an unfinished run needs to resume exactly as it started."""
+    return {
+        "name": campaign.name,
+        "channel": campaign.channel,
+        "topic": campaign.topic,
+        "template": campaign.template,
+        "message_fields": list(campaign.message_fields),
+        "batch_size": campaign.batch_size,
+        "deadline_s": campaign.deadline.total_seconds(),
+    }
+
+
+def claim(
+    conn: psycopg.Connection, campaign: Campaign, *, scheduled_for: datetime, manual: bool
+) -> Run | None:
+    """Claim the slot and lock its run, or None when another process already has."""
+    with conn.transaction(), conn.cursor(row_factory=class_row(Run)) as cur:
+        cur.execute(
+            f"""
+            INSERT INTO campaign_runs (
+                campaign_id, scheduled_for, manual, status, cohort, settings,
+                started_at, heartbeat_at, host, pid)
+            VALUES (%s, %s, %s, 'running', %s, %s, now(), now(), %s, %s)
+            ON CONFLICT (campaign_id, scheduled_for) DO NOTHING
+            RETURNING {RUN_COLUMNS}
+            """,  # noqa: S608
+            [
+                campaign.id,
+                scheduled_for,
+                manual,
+                campaign.cohort,
+                json.dumps(run_settings(campaign)),
+                socket.gethostname(),
+                os.getpid(),
+            ],
+        )
+        run = cur.fetchone()
+        if run is not None:
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(run.id))
+    return run
+
+
+def lock_key(run_id: int) -> tuple[int, int]:
+    # The second key is an int4; run ids wrap into it after 2**31 runs, where a
+    # collision only makes two runs wait for each other's lock.
+    return RUN_LOCK_CLASS, run_id % 2**31
+
+
+def release(conn: psycopg.Connection, run_id: int) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(run_id))
+
+
+def record_progress(
+    conn: psycopg.Connection,
+    run_id: int,
+    *,
+    checkpoint: int,
+    matched: int,
+    produced: int,
+    refused: list[tuple[int, str]],
+) -> None:
+    """Advance the checkpoint over a confirmed batch, in one short transaction."""
+    with conn.transaction():
+        conn.execute(
+            """
+            UPDATE campaign_runs
+            SET checkpoint = %s, matched = matched + %s, produced = produced + %s,
+                failed = failed + %s, heartbeat_at = now()
+            WHERE id = %s
+            """,
+            [checkpoint, matched, produced, len(refused), run_id],
+        )
+        if refused:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """
+                    INSERT INTO campaign_run_failures (run_id, user_id, reason)
+                    VALUES (%s, %s, %s)
+                    ON CONFLICT (run_id, user_id) DO UPDATE SET reason = EXCLUDED.reason
+                    """,
+                    [(run_id, user_id, reason) for user_id, reason in refused],
+                )
+
+
+def finish(
+    conn: psycopg.Connection,
+    run_id: int,
+    *,
+    status: str,
+    error: str | None = None,
+    retryable: bool = False,
+) -> Run:
+    """Record how the run ended and release its lock."""
+    with conn.transaction(), conn.cursor(row_factory=class_row(Run)) as cur:
+        cur.execute(
+            f"""
+            UPDATE campaign_runs
+            SET status = %s, error = %s, retryable = %s,
+                finished_at = now(), heartbeat_at = now()
+            WHERE id = %s
+            RETURNING {RUN_COLUMNS}
+            """,  # noqa: S608
+            [status, error, retryable, run_id],
+        )
+        run = cur.fetchone()
+    release(conn, run_id)
+    assert run is not None
+    return run
+
+
+def is_claimed(conn: psycopg.Connection, campaign_id: int, scheduled_for: datetime) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM campaign_runs WHERE campaign_id = %s AND scheduled_for = %s",
+        [campaign_id, scheduled_for],
+    ).fetchone()
+    return row is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class LastRun:
+    campaign_id: int
+    id: int
+    scheduled_for: datetime
+    status: str
+    matched: int
+    produced: int
+    failed: int
+    finished_at: datetime | None
+    error: str | None
+
+
+def last_runs(conn: psycopg.Connection) -> dict[int, LastRun]:
+    """Each campaign's latest run by slot."""
+    with conn.cursor(row_factory=class_row(LastRun)) as cur:
+        cur.execute(
+            """
+            SELECT DISTINCT ON (campaign_id)
+                campaign_id, id, scheduled_for, status, matched, produced, failed,
+                finished_at, error
+            FROM campaign_runs
+            ORDER BY campaign_id, scheduled_for DESC
+            """
+        )
+        return {run.campaign_id: run for run in cur.fetchall()}

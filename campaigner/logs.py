@@ -1,0 +1,36 @@
+"""Logging setup: one handler on stderr, configured once, from the CLI only."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record is emitted (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
+def setup(*, verbosity: int) -> None:
+    """WARNING by default so that a successful run under cron prints nothing;
+    -v shows INFO, -vv DEBUG."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    root = logging.getLogger("campaigner")
+    root.setLevel(level)
+    if not root.handlers:
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+        root.addHandler(handler)
+    root.propagate = False

@@ -1,0 +1,112 @@
+"""Read-only views for operators: what `execute` would do (dry-run) and the campaign list."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from campaigner import cohort, db, errors, ledger
+from campaigner.campaigns import Campaign, load_campaigns
+from campaigner.config import Settings
+from campaigner.runner import plan
+from campaigner.scheduling import Schedule, truncate_to_minute
+
+NEXT_FIRES_SHOWN = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """What `execute` would do for one campaign at a tick."""
+
+    campaign: str
+    state: str  # due, already_claimed, invalid
+    scheduled_for: datetime | None = None
+    cohort_size: int | None = None
+    error: str | None = None
+
+
+def dry_run(settings: Settings, *, at: datetime | None = None) -> tuple[datetime, list[Preview]]:
+    """The tick and, for each campaign due at it or invalid, what would happen.
+
+    Runs in a READ ONLY session: nothing is claimed, written or produced.
+    """
+    with db.connect(settings, purpose="dry-run", autocommit=False) as conn:
+        conn.read_only = True
+        with db.translated("loading campaigns"):
+            tick = truncate_to_minute(at or database_now(conn))
+            campaigns = load_campaigns(conn, statuses=("active",))
+            conn.commit()
+        dues, invalid = plan(campaigns, tick=tick)
+        previews = [Preview(o.campaign, "invalid", error=o.error) for o in invalid]
+        for due in dues:
+            previews.append(preview_due(conn, settings, due.campaign, due.scheduled_for))
+    return tick, previews
+
+
+def preview_due(conn: db.psycopg.Connection, settings: Settings, campaign: Campaign, slot: datetime) -> Preview:
+    with db.translated("checking the run ledger"):
+        claimed = ledger.is_claimed(conn, campaign.id, slot)
+        conn.commit()
+    if claimed:
+        return Preview(campaign.name, "already_claimed", slot)
+    try:
+        cohort.check_cohort_shape(campaign.name, campaign.cohort)
+        size = cohort.count(conn, settings, campaign_name=campaign.name, cohort=campaign.cohort)
+    except errors.CampaignFailed as exc:
+        return Preview(campaign.name, "invalid", slot, error=exc.message)
+    return Preview(campaign.name, "due", slot, cohort_size=size)
+
+
+def database_now(conn: db.psycopg.Connection) -> datetime:
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """One campaign as `list` shows it."""
+
+    name: str
+    status: str
+    schedule: str
+    timezone: str
+    channel: str
+    topic: str
+    next_fires: list[datetime]
+    last_run: ledger.LastRun | None
+    error: str | None = None
+
+
+def list_campaigns(settings: Settings, *, now: datetime | None = None) -> list[Listing]:
+    """Every campaign but the archived ones, with its next fire times and last run."""
+    with db.connect(settings, purpose="list") as conn, db.translated("listing campaigns"):
+        moment = now or database_now(conn)
+        campaigns = load_campaigns(conn, statuses=("active", "paused"))
+        last = ledger.last_runs(conn)
+    return [describe(campaign, moment, last.get(campaign.id)) for campaign in campaigns]
+
+
+def describe(campaign: Campaign, now: datetime, last_run: ledger.LastRun | None) -> Listing:
+    next_fires: list[datetime] = []
+    error = None
+    try:
+        schedule = Schedule.parse(campaign.schedule, campaign.timezone)
+        next_fires = [
+            moment.astimezone(schedule.timezone)
+            for moment in schedule.next_slots(after=now, count=NEXT_FIRES_SHOWN)
+        ]
+        cohort.check_cohort_shape(campaign.name, campaign.cohort)
+    except errors.CampaignFailed as exc:
+        error = exc.message
+    return Listing(
+        name=campaign.name,
+        status=campaign.status,
+        schedule=campaign.schedule,
+        timezone=campaign.timezone,
+        channel=campaign.channel,
+        topic=campaign.topic,
+        next_fires=next_fires,
+        last_run=last_run,
+        error=error,
+    )
