@@ -39,7 +39,9 @@ Exit codes:
 """
 
 
-def parse_instant(_: click.Context, __: click.Parameter, value: str | None) -> datetime | None:
+def parse_instant(
+    _: click.Context, __: click.Parameter, value: str | None
+) -> datetime | None:
     """An ISO time; without an offset it means UTC."""
     if value is None:
         return None
@@ -49,25 +51,59 @@ def parse_instant(_: click.Context, __: click.Parameter, value: str | None) -> d
         raise click.BadParameter(
             f"{value!r} is not an ISO time such as 2026-12-03T09:00 or 2026-12-03T09:00+01:00"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return (
+        moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    )
 
 
 def settings_options(command: F) -> F:
-    """Options every command that talks to a server shares; nothing connects here."""
+    """Options every command that talks to a server shares; nothing connects here.
+
+    Their CAMPAIGNER_* twins are read by campaigner.config, not by click, so that
+    a bad value in the environment is a configuration error (exit 3) naming the
+    variable, while a bad flag stays a usage error (exit 2).
+    """
     options = [
-        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                     envvar="CAMPAIGNER_CONFIG", show_envvar=True,
-                     help="TOML file with settings and a [kafka] table of librdkafka properties."),
-        click.option("--kafka-bootstrap-servers", envvar="CAMPAIGNER_KAFKA_BOOTSTRAP_SERVERS",
-                     show_envvar=True, help="Kafka brokers, host:port[,...] (also KAFKA_BOOTSTRAP_SERVERS)."),
-        click.option("--kafka-timeout", type=float, envvar="CAMPAIGNER_KAFKA_TIMEOUT", show_envvar=True,
-                     help="Seconds to reach Kafka and to get each message confirmed [default: 30]."),
-        click.option("--connect-timeout", type=int, envvar="CAMPAIGNER_CONNECT_TIMEOUT", show_envvar=True,
-                     help="Seconds to connect to PostgreSQL [default: 10]."),
-        click.option("--statement-timeout", type=float, envvar="CAMPAIGNER_STATEMENT_TIMEOUT",
-                     show_envvar=True, help="Seconds each cohort query may take [default: 300]."),
-        click.option("-v", "--verbose", count=True,
-                     help="-v: INFO logs (one line per run); -vv: DEBUG and tracebacks."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="TOML file of settings and a [kafka] table of librdkafka"
+            " properties. [env: CAMPAIGNER_CONFIG]",
+        ),
+        click.option(
+            "--kafka-bootstrap-servers",
+            metavar="HOST:PORT[,...]",
+            help="Kafka brokers. [env: CAMPAIGNER_KAFKA_BOOTSTRAP_SERVERS,"
+            " KAFKA_BOOTSTRAP_SERVERS; default: localhost:9092]",
+        ),
+        click.option(
+            "--kafka-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="How long reaching Kafka, and each message's confirmation, may"
+            " take. [env: CAMPAIGNER_KAFKA_TIMEOUT; default: 30]",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=click.IntRange(min=1),
+            metavar="SECONDS",
+            help="How long connecting to PostgreSQL may take."
+            " [env: CAMPAIGNER_CONNECT_TIMEOUT; default: 10]",
+        ),
+        click.option(
+            "--statement-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="How long each cohort query may take."
+            " [env: CAMPAIGNER_STATEMENT_TIMEOUT; default: 300]",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            help="-v: INFO logs (one line per run); -vv: DEBUG and tracebacks.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -75,7 +111,12 @@ def settings_options(command: F) -> F:
 
 
 def build_settings(params: dict[str, Any]) -> Settings:
-    names = ("kafka_bootstrap_servers", "kafka_timeout", "connect_timeout", "statement_timeout")
+    names = (
+        "kafka_bootstrap_servers",
+        "kafka_timeout",
+        "connect_timeout",
+        "statement_timeout",
+    )
     return load_settings(
         flags={name: params.get(name) for name in names},
         config_file=params.get("config_file"),
@@ -118,16 +159,34 @@ def cli() -> None:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.option("--at", "at", callback=parse_instant,
-              help="The tick as an ISO time (UTC without an offset) [default: the database's now()].")
-@click.option("--campaign", "campaign_name", metavar="NAME",
-              help="Run this campaign now whatever its schedule (with --at: back-fill that slot).")
-@click.option("--force", is_flag=True, help="With --campaign: run it even if it is paused.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON on stdout.")
+@click.option(
+    "--at",
+    "at",
+    callback=parse_instant,
+    metavar="ISO-TIME",
+    help="The tick as an ISO time (UTC without an offset) [default: the database's now()].",
+)
+@click.option(
+    "--campaign",
+    "campaign_name",
+    metavar="NAME",
+    help="Run this campaign now whatever its schedule (with --at: back-fill that slot).",
+)
+@click.option(
+    "--force", is_flag=True, help="With --campaign: run it even if it is paused."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the outcomes as JSON on stdout."
+)
 @settings_options
 @handle_errors
-def execute(at: datetime | None, campaign_name: str | None, force: bool, as_json: bool,
-            **params: Any) -> int:
+def execute(
+    at: datetime | None,
+    campaign_name: str | None,
+    force: bool,
+    as_json: bool,
+    **params: Any,
+) -> int:
     """Fire the campaigns due at this minute (the cron entry point).
 
     Each due slot is claimed once, however many executes run at the same
@@ -145,7 +204,9 @@ def execute(at: datetime | None, campaign_name: str | None, force: bool, as_json
 
     if force and campaign_name is None:
         raise click.UsageError("--force only makes sense with --campaign")
-    outcomes = runner.execute(build_settings(params), at=at, campaign_name=campaign_name, force=force)
+    outcomes = runner.execute(
+        build_settings(params), at=at, campaign_name=campaign_name, force=force
+    )
     if as_json:
         print_json([outcome.__dict__ for outcome in outcomes])
     else:
@@ -154,8 +215,13 @@ def execute(at: datetime | None, campaign_name: str | None, force: bool, as_json
 
 
 @cli.command("dry-run", epilog=EXIT_CODES_HELP)
-@click.option("--at", "at", callback=parse_instant,
-              help="The tick as an ISO time (UTC without an offset) [default: the database's now()].")
+@click.option(
+    "--at",
+    "at",
+    callback=parse_instant,
+    metavar="ISO-TIME",
+    help="The tick as an ISO time (UTC without an offset) [default: the database's now()].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @settings_options
 @handle_errors
@@ -174,7 +240,9 @@ def dry_run(at: datetime | None, as_json: bool, **params: Any) -> int:
 
     tick, previews = reports.dry_run(build_settings(params), at=at)
     if as_json:
-        print_json({"tick": tick, "campaigns": [preview.__dict__ for preview in previews]})
+        print_json(
+            {"tick": tick, "campaigns": [preview.__dict__ for preview in previews]}
+        )
     else:
         print_previews(tick, previews)
     invalid = any(preview.state == "invalid" for preview in previews)
@@ -209,8 +277,11 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--reference-schema", is_flag=True,
-              help="Also create the reference user_data table (demo and tests).")
+@click.option(
+    "--reference-schema",
+    is_flag=True,
+    help="Also create the reference user_data table (demo and tests).",
+)
 @settings_options
 @handle_errors
 def upgrade(reference_schema: bool, **params: Any) -> int:
@@ -233,8 +304,13 @@ def upgrade(reference_schema: bool, **params: Any) -> int:
 
 
 @cli.command()
-@click.option("--users", type=click.IntRange(1000, 5_000_000), default=100_000, show_default=True,
-              help="How many fake customers to generate.")
+@click.option(
+    "--users",
+    type=click.IntRange(1000, 5_000_000),
+    default=100_000,
+    show_default=True,
+    help="How many fake customers to generate.",
+)
 @click.option("-v", "--verbose", count=True, help="Show INFO (-v) or DEBUG (-vv) logs.")
 @handle_errors
 def demo(users: int, verbose: int) -> int:

@@ -73,7 +73,9 @@ def check_fields(name: str, fields: Sequence[str]) -> None:
             )
 
 
-def select_query(settings: Settings, *, cohort: str, fields: Sequence[str]) -> sql.Composed:
+def select_query(
+    settings: Settings, *, cohort: str, fields: Sequence[str]
+) -> sql.Composed:
     """The chunk query; the cohort sits on lines of its own inside parentheses so a
     trailing `--` comment cannot swallow the predicates around it."""
     key = sql.Identifier(settings.customer_key)
@@ -84,7 +86,7 @@ def select_query(settings: Settings, *, cohort: str, fields: Sequence[str]) -> s
     ).format(
         columns=columns,
         table=sql.Identifier(settings.customer_table),
-        cohort=sql.SQL(cohort),  # type: ignore[arg-type]
+        cohort=sql.SQL(cohort),
         key=key,
     )
 
@@ -92,7 +94,7 @@ def select_query(settings: Settings, *, cohort: str, fields: Sequence[str]) -> s
 def count_query(settings: Settings, *, cohort: str) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {table}\nWHERE (\n{cohort}\n)").format(
         table=sql.Identifier(settings.customer_table),
-        cohort=sql.SQL(cohort),  # type: ignore[arg-type]
+        cohort=sql.SQL(cohort),
     )
 
 
@@ -112,10 +114,12 @@ def read_batches(
     """
     while True:
         started = time.monotonic()
-        with reading(conn, settings, campaign_name=campaign_name):
-            with conn.cursor(name="campaigner_cohort") as cursor:
-                cursor.execute(query, {"after": after, "limit": batch_size})
-                rows = cursor.fetchmany(batch_size)
+        with (
+            reading(conn, settings, campaign_name=campaign_name),
+            conn.cursor(name="campaigner_cohort") as cursor,
+        ):
+            cursor.execute(query, {"after": after, "limit": batch_size})
+            rows = cursor.fetchmany(batch_size)
         logger.debug(
             "read %d rows in %.3fs",
             len(rows),
@@ -130,19 +134,23 @@ def read_batches(
         after = rows[-1][0]
 
 
-def count(conn: psycopg.Connection, settings: Settings, *, campaign_name: str, cohort: str) -> int:
+def count(
+    conn: psycopg.Connection, settings: Settings, *, campaign_name: str, cohort: str
+) -> int:
     """How many customers the cohort matches now."""
     with reading(conn, settings, campaign_name=campaign_name):
         row = conn.execute(count_query(settings, cohort=cohort)).fetchone()
     return int(row[0]) if row else 0
 
 
-class reading:  # noqa: N801 - used as a context manager, like a function
+class reading:
     """A READ ONLY transaction bounded by the statement and lock timeouts, with
     PostgreSQL's errors translated: the cohort's fault is InvalidCohort, the
     server's is DatabaseError."""
 
-    def __init__(self, conn: psycopg.Connection, settings: Settings, *, campaign_name: str):
+    def __init__(
+        self, conn: psycopg.Connection, settings: Settings, *, campaign_name: str
+    ):
         self.conn = conn
         self.settings = settings
         self.campaign_name = campaign_name
@@ -184,9 +192,13 @@ def translate(exc: psycopg.Error, campaign_name: str) -> errors.CampaignerError:
             f"campaign {campaign_name!r}: cohort query waited too long for a lock ({message})"
         )
     if isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown):
-        return errors.DatabaseError(f"PostgreSQL failed while reading the cohort: {message}")
+        return errors.DatabaseError(
+            f"PostgreSQL failed while reading the cohort: {message}"
+        )
     if isinstance(exc, psycopg.errors.UndefinedTable):
         return errors.DatabaseError(
             f"customer table not found: {message} (set CAMPAIGNER_CUSTOMER_TABLE)"
         )
-    return errors.InvalidCohort(f"campaign {campaign_name!r}: PostgreSQL rejected the cohort: {message}")
+    return errors.InvalidCohort(
+        f"campaign {campaign_name!r}: PostgreSQL rejected the cohort: {message}"
+    )

@@ -49,7 +49,12 @@ class Settings:
                     f"{name} must be a plain SQL identifier, got {getattr(self, name)!r}"
                     f" (set {ENV_PREFIX}{name.upper()})"
                 )
-        for name in ("connect_timeout", "statement_timeout", "lock_timeout", "kafka_timeout"):
+        for name in (
+            "connect_timeout",
+            "statement_timeout",
+            "lock_timeout",
+            "kafka_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(
                     f"{name} must be positive (set --{name.replace('_', '-')}"
@@ -57,7 +62,9 @@ class Settings:
                 )
 
     def __repr__(self) -> str:
-        shown = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        shown = {
+            field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+        }
         shown["database_url"] = mask_url(self.database_url)
         shown["kafka_properties"] = mask_properties(self.kafka_properties)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
@@ -80,7 +87,11 @@ FIELD_TYPES: dict[str, type] = {
     "kafka_bootstrap_servers": str,
     "kafka_timeout": float,
 }
-STANDARD_ENV = {"database_url": "DATABASE_URL", "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+KIND_NAMES = {int: "a whole number", float: "a number", str: "text"}
+STANDARD_ENV = {
+    "database_url": "DATABASE_URL",
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+}
 
 
 def load_settings(
@@ -108,7 +119,10 @@ def load_settings(
 
 
 def pick(
-    name: str, flags: Mapping[str, Any], environ: Mapping[str, str], from_file: Mapping[str, Any]
+    name: str,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    from_file: Mapping[str, Any],
 ) -> Any:
     if flags.get(name) is not None:
         return flags[name]
@@ -125,7 +139,7 @@ def convert(name: str, raw: Any, kind: type) -> Any:
         return kind(raw)
     except (TypeError, ValueError):
         raise ConfigurationError(
-            f"{name} must be a {kind.__name__}, got {raw!r}"
+            f"{name} must be {KIND_NAMES[kind]}, got {raw!r}"
             f" (check {ENV_PREFIX}{name.upper()} or the config file)"
         ) from None
 
@@ -137,9 +151,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
     except OSError as exc:
-        raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from exc
+        raise ConfigurationError(
+            f"cannot read config file {path}: {exc.strerror}"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from exc
+        raise ConfigurationError(
+            f"config file {path} is not valid TOML: {exc}"
+        ) from exc
 
     unknown = set(document) - set(FIELD_TYPES) - {"kafka"}
     if unknown:
@@ -148,7 +166,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         )
     kafka = document.pop("kafka", {})
     if not isinstance(kafka, dict):
-        raise ConfigurationError(f"config file {path}: [kafka] must be a table of properties")
+        raise ConfigurationError(
+            f"config file {path}: [kafka] must be a table of properties"
+        )
     document["kafka_properties"] = kafka
     return document
 

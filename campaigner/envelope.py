@@ -23,7 +23,7 @@ class Message:
     user_id: int
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, str | bytes | None]]
 
 
 def format_instant(moment: dt.datetime) -> str:
@@ -46,7 +46,11 @@ def json_default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, uuid.UUID | dt.timedelta | bytes | memoryview):
-        return str(value) if not isinstance(value, bytes | memoryview) else bytes(value).hex()
+        return (
+            str(value)
+            if not isinstance(value, bytes | memoryview)
+            else bytes(value).hex()
+        )
     raise TypeError(f"cannot put a {type(value).__name__} into a message")
 
 
@@ -64,7 +68,9 @@ class EnvelopeTemplate:
     expires_at: dt.datetime
     fields: Sequence[str]
 
-    def render(self, rows: Sequence[Sequence[Any]], *, produced_at: dt.datetime) -> list[Message]:
+    def render(
+        self, rows: Sequence[Sequence[Any]], *, produced_at: dt.datetime
+    ) -> list[Message]:
         """One message per row; each row is (user_id, *fields)."""
         slot = format_instant(self.scheduled_for)
         head = json.dumps(
@@ -75,7 +81,11 @@ class EnvelopeTemplate:
                     "channel": self.channel,
                     "template": self.template,
                 },
-                "run": {"id": self.run_id, "scheduled_for": slot, "manual": self.manual},
+                "run": {
+                    "id": self.run_id,
+                    "scheduled_for": slot,
+                    "manual": self.manual,
+                },
                 "produced_at": format_instant(produced_at),
                 "expires_at": format_instant(self.expires_at),
             },

@@ -23,6 +23,9 @@ from campaigner.campaigns import Campaign
 # Namespace of campaigner's run locks in PostgreSQL's two-key advisory lock space.
 RUN_LOCK_CLASS = 0x636D7072  # "cmpr"
 
+# The second key of a two-key advisory lock is an int4.
+LOCK_KEY_MODULUS = 2**31
+
 FINAL_STATUSES = ("succeeded", "completed_with_errors", "failed", "missed", "expired")
 
 
@@ -60,7 +63,11 @@ def run_settings(campaign: Campaign) -> dict[str, Any]:
 
 
 def claim(
-    conn: psycopg.Connection, campaign: Campaign, *, scheduled_for: datetime, manual: bool
+    conn: psycopg.Connection,
+    campaign: Campaign,
+    *,
+    scheduled_for: datetime,
+    manual: bool,
 ) -> Run | None:
     """Claim the slot and lock its run, or None when another process already has."""
     with conn.transaction(), conn.cursor(row_factory=class_row(Run)) as cur:
@@ -72,7 +79,7 @@ def claim(
             VALUES (%s, %s, %s, 'running', %s, %s, now(), now(), %s, %s)
             ON CONFLICT (campaign_id, scheduled_for) DO NOTHING
             RETURNING {RUN_COLUMNS}
-            """,  # noqa: S608
+            """,
             [
                 campaign.id,
                 scheduled_for,
@@ -92,7 +99,7 @@ def claim(
 def lock_key(run_id: int) -> tuple[int, int]:
     # The second key is an int4; run ids wrap into it after 2**31 runs, where a
     # collision only makes two runs wait for each other's lock.
-    return RUN_LOCK_CLASS, run_id % 2**31
+    return RUN_LOCK_CLASS, run_id % LOCK_KEY_MODULUS
 
 
 def release(conn: psycopg.Connection, run_id: int) -> None:
@@ -148,7 +155,7 @@ def finish(
                 finished_at = now(), heartbeat_at = now()
             WHERE id = %s
             RETURNING {RUN_COLUMNS}
-            """,  # noqa: S608
+            """,
             [status, error, retryable, run_id],
         )
         run = cur.fetchone()
@@ -157,7 +164,9 @@ def finish(
     return run
 
 
-def is_claimed(conn: psycopg.Connection, campaign_id: int, scheduled_for: datetime) -> bool:
+def is_claimed(
+    conn: psycopg.Connection, campaign_id: int, scheduled_for: datetime
+) -> bool:
     row = conn.execute(
         "SELECT 1 FROM campaign_runs WHERE campaign_id = %s AND scheduled_for = %s",
         [campaign_id, scheduled_for],
@@ -191,3 +200,34 @@ def last_runs(conn: psycopg.Connection) -> dict[int, LastRun]:
             """
         )
         return {run.campaign_id: run for run in cur.fetchall()}
+
+
+@dataclasses.dataclass(frozen=True)
+class StrandedRun:
+    id: int
+    campaign: str
+    scheduled_for: datetime
+    checkpoint: int | None
+
+
+def stranded_runs(conn: psycopg.Connection) -> list[StrandedRun]:
+    """Runs marked running whose advisory lock nobody holds: their worker died."""
+    with conn.cursor(row_factory=class_row(StrandedRun)) as cur:
+        cur.execute(
+            """
+            SELECT r.id, c.name AS campaign, r.scheduled_for, r.checkpoint
+            FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id
+            WHERE r.status = 'running'
+              AND NOT EXISTS (
+                SELECT 1 FROM pg_locks l
+                WHERE l.locktype = 'advisory' AND l.granted
+                  AND l.database = (
+                      SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND l.classid = %s::bigint::oid
+                  AND l.objid = (r.id %% %s)::oid
+                  AND l.objsubid = 2)
+            ORDER BY r.id
+            """,
+            [RUN_LOCK_CLASS, LOCK_KEY_MODULUS],
+        )
+        return cur.fetchall()

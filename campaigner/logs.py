@@ -8,19 +8,15 @@ import sys
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.Handler):
     """Writes to whatever sys.stderr is when a record is emitted (test runners swap it)."""
 
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property  # type: ignore[override]
-    def stream(self) -> object:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _: object) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
 
 
 def setup(*, verbosity: int) -> None:
@@ -29,8 +25,9 @@ def setup(*, verbosity: int) -> None:
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     root = logging.getLogger("campaigner")
     root.setLevel(level)
-    if not root.handlers:
+    if not any(isinstance(handler, StderrHandler) for handler in root.handlers):
         handler = StderrHandler()
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+        handler.setFormatter(
+            logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
+        )
         root.addHandler(handler)
-    root.propagate = False

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+import psycopg
+
 from campaigner import cohort, db, errors, ledger
 from campaigner.campaigns import Campaign, load_campaigns
 from campaigner.config import Settings
@@ -25,7 +27,9 @@ class Preview:
     error: str | None = None
 
 
-def dry_run(settings: Settings, *, at: datetime | None = None) -> tuple[datetime, list[Preview]]:
+def dry_run(
+    settings: Settings, *, at: datetime | None = None
+) -> tuple[datetime, list[Preview]]:
     """The tick and, for each campaign due at it or invalid, what would happen.
 
     Runs in a READ ONLY session: nothing is claimed, written or produced.
@@ -39,11 +43,15 @@ def dry_run(settings: Settings, *, at: datetime | None = None) -> tuple[datetime
         dues, invalid = plan(campaigns, tick=tick)
         previews = [Preview(o.campaign, "invalid", error=o.error) for o in invalid]
         for due in dues:
-            previews.append(preview_due(conn, settings, due.campaign, due.scheduled_for))
+            previews.append(
+                preview_due(conn, settings, due.campaign, due.scheduled_for)
+            )
     return tick, previews
 
 
-def preview_due(conn: db.psycopg.Connection, settings: Settings, campaign: Campaign, slot: datetime) -> Preview:
+def preview_due(
+    conn: psycopg.Connection, settings: Settings, campaign: Campaign, slot: datetime
+) -> Preview:
     with db.translated("checking the run ledger"):
         claimed = ledger.is_claimed(conn, campaign.id, slot)
         conn.commit()
@@ -51,13 +59,15 @@ def preview_due(conn: db.psycopg.Connection, settings: Settings, campaign: Campa
         return Preview(campaign.name, "already_claimed", slot)
     try:
         cohort.check_cohort_shape(campaign.name, campaign.cohort)
-        size = cohort.count(conn, settings, campaign_name=campaign.name, cohort=campaign.cohort)
+        size = cohort.count(
+            conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
+        )
     except errors.CampaignFailed as exc:
         return Preview(campaign.name, "invalid", slot, error=exc.message)
     return Preview(campaign.name, "due", slot, cohort_size=size)
 
 
-def database_now(conn: db.psycopg.Connection) -> datetime:
+def database_now(conn: psycopg.Connection) -> datetime:
     row = conn.execute("SELECT now()").fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
@@ -80,14 +90,19 @@ class Listing:
 
 def list_campaigns(settings: Settings, *, now: datetime | None = None) -> list[Listing]:
     """Every campaign but the archived ones, with its next fire times and last run."""
-    with db.connect(settings, purpose="list") as conn, db.translated("listing campaigns"):
+    with (
+        db.connect(settings, purpose="list") as conn,
+        db.translated("listing campaigns"),
+    ):
         moment = now or database_now(conn)
         campaigns = load_campaigns(conn, statuses=("active", "paused"))
         last = ledger.last_runs(conn)
     return [describe(campaign, moment, last.get(campaign.id)) for campaign in campaigns]
 
 
-def describe(campaign: Campaign, now: datetime, last_run: ledger.LastRun | None) -> Listing:
+def describe(
+    campaign: Campaign, now: datetime, last_run: ledger.LastRun | None
+) -> Listing:
     next_fires: list[datetime] = []
     error = None
     try:

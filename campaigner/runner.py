@@ -25,6 +25,8 @@ from campaigner.scheduling import Schedule, due_slot, truncate_to_minute
 
 logger = logging.getLogger(__name__)
 
+# Failures that every later campaign of this invocation would meet too.
+STOPS_THE_INVOCATION = (errors.EXIT_CONFIG, errors.EXIT_DATABASE, errors.EXIT_KAFKA)
 # Reading starts below every possible key of a bigint column.
 FIRST_KEY = -(2**63)
 
@@ -107,17 +109,22 @@ def execute(
                 dues, outcomes = plan(campaigns, tick=tick)
             else:
                 campaign = load_campaign(context.control, campaign_name)
-                dues, outcomes = plan_one(campaign, at=at, now=context.database_now(), force=force)
+                dues, outcomes = plan_one(
+                    campaign, at=at, now=context.database_now(), force=force
+                )
+            warn_about_stranded_runs(context.control)
         for due in dues:
             outcome = fire(context, due)
             outcomes.append(outcome)
-            if outcome.exit_code in (errors.EXIT_DATABASE, errors.EXIT_KAFKA):
+            if outcome.exit_code in STOPS_THE_INVOCATION:
                 outcomes.extend(skipped(dues[dues.index(due) + 1 :], outcome))
                 break
         return outcomes
 
 
-def plan(campaigns: list[Campaign], *, tick: datetime) -> tuple[list[Due], list[Outcome]]:
+def plan(
+    campaigns: list[Campaign], *, tick: datetime
+) -> tuple[list[Due], list[Outcome]]:
     """The slots due at `tick`, and the campaigns whose schedule cannot be evaluated."""
     dues: list[Due] = []
     invalid: list[Outcome] = []
@@ -163,7 +170,9 @@ def plan_one(
 
 def report_invalid(campaign: Campaign, exc: errors.CampaignerError) -> Outcome:
     message = f"campaign {campaign.name!r}: {exc.message}"
-    logger.error(message, extra={"event": "campaign_invalid", "campaign_id": campaign.id})
+    logger.error(
+        message, extra={"event": "campaign_invalid", "campaign_id": campaign.id}
+    )
     return Outcome(campaign.name, "invalid", error=message, exit_code=exc.exit_code)
 
 
@@ -186,11 +195,24 @@ def fire(context: Context, due: Due) -> Outcome:
         sink = context.sink  # reaching Kafka comes before claiming anything
         with db.translated("claiming a run"):
             run = ledger.claim(
-                context.control, campaign, scheduled_for=due.scheduled_for, manual=due.manual
+                context.control,
+                campaign,
+                scheduled_for=due.scheduled_for,
+                manual=due.manual,
             )
     except errors.CampaignerError as exc:
-        logger.error("%s", exc.message, extra={"event": "run_not_started", "campaign_id": campaign.id})
-        return Outcome(campaign.name, "not_started", due.scheduled_for, error=exc.message, exit_code=exc.exit_code)
+        logger.error(
+            "%s",
+            exc.message,
+            extra={"event": "run_not_started", "campaign_id": campaign.id},
+        )
+        return Outcome(
+            campaign.name,
+            "not_started",
+            due.scheduled_for,
+            error=exc.message,
+            exit_code=exc.exit_code,
+        )
     if run is None:
         logger.info(
             "campaign %r: slot %s already claimed",
@@ -215,9 +237,33 @@ def fire(context: Context, due: Due) -> Outcome:
             error = f"campaign {campaign.name!r}: {refused} recipient(s) refused by the broker"
     except errors.CampaignerError as exc:
         status, error, exit_code = "failed", exc.message, exc.exit_code
-        retryable = isinstance(exc, errors.KafkaError | errors.DatabaseError | errors.MissingTopic)
-    return close_run(context, campaign, run, status=status, error=error, retryable=retryable,
-                     exit_code=exit_code, started=started)
+        retryable = isinstance(
+            exc, errors.KafkaError | errors.DatabaseError | errors.MissingTopic
+        )
+    except Exception as exc:
+        # A bug: record it on the run so it does not stay "running", then let the
+        # CLI report it with its traceback.
+        close_run(
+            context,
+            campaign,
+            run,
+            status="failed",
+            error=f"campaign {campaign.name!r}: unexpected {type(exc).__name__}: {exc}",
+            retryable=False,
+            exit_code=errors.EXIT_BUG,
+            started=started,
+        )
+        raise
+    return close_run(
+        context,
+        campaign,
+        run,
+        status=status,
+        error=error,
+        retryable=retryable,
+        exit_code=exit_code,
+        started=started,
+    )
 
 
 def close_run(
@@ -233,7 +279,9 @@ def close_run(
 ) -> Outcome:
     try:
         with db.translated("recording the run's outcome"):
-            run = ledger.finish(context.control, run.id, status=status, error=error, retryable=retryable)
+            run = ledger.finish(
+                context.control, run.id, status=status, error=error, retryable=retryable
+            )
     except errors.DatabaseError as exc:
         error, exit_code = f"{error or status}; and {exc.message}", errors.EXIT_DATABASE
     outcome = Outcome(
@@ -270,7 +318,9 @@ def close_run(
     return outcome
 
 
-def stream(context: Context, sink: KafkaSink, campaign: Campaign, run: ledger.Run) -> int:
+def stream(
+    context: Context, sink: KafkaSink, campaign: Campaign, run: ledger.Run
+) -> int:
     """Produce one message per cohort row, batch by batch, each confirmed before the
     checkpoint moves past it. Returns how many recipients were refused for good."""
     cohort.check_cohort_shape(campaign.name, campaign.cohort)
@@ -287,7 +337,9 @@ def stream(context: Context, sink: KafkaSink, campaign: Campaign, run: ledger.Ru
         expires_at=run.scheduled_for + campaign.deadline,
         fields=campaign.message_fields,
     )
-    query = cohort.select_query(context.settings, cohort=campaign.cohort, fields=campaign.message_fields)
+    query = cohort.select_query(
+        context.settings, cohort=campaign.cohort, fields=campaign.message_fields
+    )
     refused = 0
     batches = cohort.read_batches(
         context.reader,
@@ -298,7 +350,9 @@ def stream(context: Context, sink: KafkaSink, campaign: Campaign, run: ledger.Ru
         batch_size=campaign.batch_size,
     )
     for batch_no, rows in enumerate(batches, start=1):
-        flight = sink.send(campaign.topic, template.render(rows, produced_at=datetime.now(UTC)))
+        flight = sink.send(
+            campaign.topic, template.render(rows, produced_at=datetime.now(UTC))
+        )
         sink.wait(flight, campaign_name=campaign.name, topic=campaign.topic)
         with db.translated("saving the checkpoint"):
             ledger.record_progress(
@@ -315,6 +369,11 @@ def stream(context: Context, sink: KafkaSink, campaign: Campaign, run: ledger.Ru
             campaign.name,
             batch_no,
             len(rows),
-            extra={"event": "batch_confirmed", "run_id": run.id, "batch_no": batch_no, "rows": len(rows)},
+            extra={
+                "event": "batch_confirmed",
+                "run_id": run.id,
+                "batch_no": batch_no,
+                "rows": len(rows),
+            },
         )
     return refused

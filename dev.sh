@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Sets up .venv from the project's own files, then runs the demo, the tests or the linters.
+#   ./dev.sh demo [campaigner demo options]
+#   ./dev.sh test [pytest options]
+#   ./dev.sh lint
+set -euo pipefail
+cd "$(dirname "$0")"
+
+venv="${VENV_DIR:-.venv}"
+
+find_python() {
+    for candidate in python3.13 python3.12 python3.11 python3; do
+        if command -v "$candidate" >/dev/null &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo "campaigner needs Python 3.11 or newer" >&2
+    exit 3
+}
+
+install() {
+    if [ ! -x "$venv/bin/python" ]; then
+        "$(find_python)" -m venv "$venv"
+    fi
+    # Reinstall only when the declared dependencies changed.
+    stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ ! -e "$stamp" ]; then
+        "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+        "$venv/bin/python" -m pip install --quiet -e '.[dev]' >&2
+        rm -f "$venv"/.installed-*
+        touch "$stamp"
+    fi
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+    demo)
+        install
+        exec "$venv/bin/campaigner" demo "$@"
+        ;;
+    test)
+        install
+        exec "$venv/bin/python" -m pytest "$@"
+        ;;
+    lint)
+        install
+        "$venv/bin/ruff" check campaigner tests
+        "$venv/bin/ruff" format --check campaigner tests
+        exec "$venv/bin/mypy"
+        ;;
+    *)
+        echo "usage: ./dev.sh demo|test|lint [options]" >&2
+        exit 2
+        ;;
+esac
