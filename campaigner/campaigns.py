@@ -42,11 +42,13 @@ class UnknownCampaign(CampaignerError):
     exit_code = 2
 
 
-def load_campaigns(conn: psycopg.Connection, *, statuses: tuple[str, ...]) -> list[Campaign]:
+def load_campaigns(
+    conn: psycopg.Connection, *, statuses: tuple[str, ...]
+) -> list[Campaign]:
     """Campaigns with one of `statuses`, in id order."""
     with conn.cursor(row_factory=class_row(Campaign)) as cur:
         cur.execute(
-            f"SELECT {COLUMNS} FROM campaigns WHERE status = ANY(%s) ORDER BY id",  # noqa: S608
+            f"SELECT {COLUMNS} FROM campaigns WHERE status = ANY(%s) ORDER BY id",
             [list(statuses)],
         )
         return cur.fetchall()
@@ -54,7 +56,7 @@ def load_campaigns(conn: psycopg.Connection, *, statuses: tuple[str, ...]) -> li
 
 def load_campaign(conn: psycopg.Connection, name: str) -> Campaign:
     with conn.cursor(row_factory=class_row(Campaign)) as cur:
-        cur.execute(f"SELECT {COLUMNS} FROM campaigns WHERE name = %s", [name])  # noqa: S608
+        cur.execute(f"SELECT {COLUMNS} FROM campaigns WHERE name = %s", [name])
         campaign = cur.fetchone()
     if campaign is None:
         raise UnknownCampaign(f"no campaign named {name!r} (see `campaigner list`)")

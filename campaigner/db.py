@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 APPLICATION_NAME = "campaigner"
 
 
-def connect(settings: Settings, *, purpose: str, autocommit: bool = True) -> psycopg.Connection:
+def connect(
+    settings: Settings, *, purpose: str, autocommit: bool = True
+) -> psycopg.Connection:
     """Open a connection, or raise DatabaseError naming the setting to fix."""
     try:
         conn = psycopg.connect(
@@ -32,7 +34,9 @@ def connect(settings: Settings, *, purpose: str, autocommit: bool = True) -> psy
             f"cannot connect to PostgreSQL at {target}: {reason}"
             " (set DATABASE_URL or CAMPAIGNER_DATABASE_URL, or PGHOST/PGPORT/PGDATABASE)"
         ) from exc
-    logger.debug("connected to PostgreSQL for %s", purpose, extra={"event": "db_connected"})
+    logger.debug(
+        "connected to PostgreSQL for %s", purpose, extra={"event": "db_connected"}
+    )
     return conn
 
 
@@ -42,7 +46,9 @@ def translated(action: str) -> Iterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        raise errors.DatabaseError(f"PostgreSQL failed while {action}: {first_line(str(exc))}") from exc
+        raise errors.DatabaseError(
+            f"PostgreSQL failed while {action}: {first_line(str(exc))}"
+        ) from exc
     except psycopg.errors.UndefinedTable as exc:
         raise errors.DatabaseError(
             f"PostgreSQL failed while {action}: {first_line(str(exc))}"

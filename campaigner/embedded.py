@@ -440,9 +440,9 @@ class EmbeddedKafka:
 
     def stop(self) -> None:
         atexit.unregister(self.stop)
-        if self._proc is not None:
-            self._terminate(self._proc)
-            self._proc = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self._terminate(proc)
         if self._log is not None:
             self._log.close()
             self._log = None

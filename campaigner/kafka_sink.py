@@ -86,7 +86,9 @@ class KafkaSink:
     def on_error(self, error: confluent_kafka.KafkaError) -> None:
         if error.fatal():
             self.fatal_error = error.str()
-        logger.debug("Kafka client error: %s", error.str(), extra={"event": "kafka_error"})
+        logger.debug(
+            "Kafka client error: %s", error.str(), extra={"event": "kafka_error"}
+        )
 
     def connect(self) -> None:
         """Reach the cluster and learn its topics, within the Kafka timeout."""
@@ -161,7 +163,9 @@ class KafkaSink:
         self.producer.flush(min(self.settings.kafka_timeout, 10))
 
 
-def record_delivery(flight: Flight, user_id: int, error: confluent_kafka.KafkaError | None) -> None:
+def record_delivery(
+    flight: Flight, user_id: int, error: confluent_kafka.KafkaError | None
+) -> None:
     if error is None:
         flight.confirmed += 1
     elif error.code() in PERMANENT_CODES:
@@ -170,4 +174,3 @@ def record_delivery(flight: Flight, user_id: int, error: confluent_kafka.KafkaEr
         flight.transient_failures += 1
         if flight.transient_error is None:
             flight.transient_error = error.str()
-

@@ -40,7 +40,9 @@ def available_migrations() -> list[Migration]:
     for entry in importlib.resources.files("campaigner.sql").iterdir():
         match = MIGRATION_FILE.match(entry.name)
         if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+            found.append(
+                Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8"))
+            )
     return sorted(found, key=lambda migration: migration.version)
 
 
@@ -51,7 +53,9 @@ def reference_schema_sql() -> str:
 
 
 def applied_versions(conn: psycopg.Connection) -> set[int]:
-    exists = conn.execute("SELECT to_regclass('campaigner_migrations') IS NOT NULL").fetchone()
+    exists = conn.execute(
+        "SELECT to_regclass('campaigner_migrations') IS NOT NULL"
+    ).fetchone()
     if not exists or not exists[0]:
         return set()
     return {row[0] for row in conn.execute("SELECT version FROM campaigner_migrations")}
@@ -59,10 +63,16 @@ def applied_versions(conn: psycopg.Connection) -> set[int]:
 
 def pending_migrations(conn: psycopg.Connection) -> list[Migration]:
     done = applied_versions(conn)
-    return [migration for migration in available_migrations() if migration.version not in done]
+    return [
+        migration
+        for migration in available_migrations()
+        if migration.version not in done
+    ]
 
 
-def upgrade(conn: psycopg.Connection, *, reference_schema: bool = False) -> list[Migration]:
+def upgrade(
+    conn: psycopg.Connection, *, reference_schema: bool = False
+) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; return those applied."""
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", [UPGRADE_LOCK_KEY])

@@ -44,7 +44,9 @@ def print_execute(outcomes: Sequence[Outcome]) -> None:
     """On a terminal, a table of the runs; under cron, nothing (errors went to the log)."""
     if not sys.stdout.isatty() or not outcomes:
         return
-    table = Table("campaign", "slot", "status", "matched", "produced", "failed", "seconds")
+    table = Table(
+        "campaign", "slot", "status", "matched", "produced", "failed", "seconds"
+    )
     for outcome in outcomes:
         table.add_row(
             outcome.campaign,
@@ -63,7 +65,14 @@ def print_previews(tick: dt.datetime, previews: Sequence[Preview]) -> None:
     if not previews:
         out.print(f"tick {when(tick)}: nothing due")
         return
-    table = Table("campaign", "slot", "state", "cohort size", "problem", title=f"tick {when(tick)}")
+    table = Table(
+        "campaign",
+        "slot",
+        "state",
+        "cohort size",
+        "problem",
+        title=f"tick {when(tick)}",
+    )
     for preview in previews:
         table.add_row(
             preview.campaign,
@@ -80,7 +89,9 @@ def print_listing(listings: Sequence[Listing]) -> None:
     if not listings:
         out.print("no campaigns")
         return
-    table = Table("name", "status", "schedule", "timezone", "next fires (local)", "last run")
+    table = Table(
+        "name", "status", "schedule", "timezone", "next fires (local)", "last run"
+    )
     for listing in listings:
         last = listing.last_run
         table.add_row(
@@ -89,6 +100,8 @@ def print_listing(listings: Sequence[Listing]) -> None:
             listing.schedule,
             listing.timezone,
             listing.error or "\n".join(when(moment) for moment in listing.next_fires),
-            f"{last.status} {when(last.scheduled_for)} ({last.produced}/{last.matched})" if last else "never",
+            f"{last.status} {when(last.scheduled_for)} ({last.produced}/{last.matched})"
+            if last
+            else "never",
         )
     out.print(table)

@@ -122,6 +122,23 @@ def execute(
         return outcomes
 
 
+def warn_about_stranded_runs(conn: psycopg.Connection) -> None:
+    # TODO: runs whose process died (crash, kill, lost connection) are not yet
+    # taken over and resumed from their checkpoint; operators see this warning
+    # at every execute until they re-run the campaign by hand. Replace it with
+    # the takeover once resumable runs land.
+    for run in ledger.stranded_runs(conn):
+        logger.warning(
+            "campaign %r: run %d (slot %s) was left running by a process that is"
+            " gone; it stopped after user id %s and is not resumed automatically yet",
+            run.campaign,
+            run.id,
+            run.scheduled_for.isoformat(),
+            run.checkpoint,
+            extra={"event": "run_stranded", "run_id": run.id},
+        )
+
+
 def plan(
     campaigns: list[Campaign], *, tick: datetime
 ) -> tuple[list[Due], list[Outcome]]:

@@ -288,3 +288,17 @@ def test_embedded_postgres__as_root_runs_server_as_nobody(
         assert (
             pathlib.Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("nobody").pw_uid
         )
+
+
+def test_embedded_postgres__runs_from_a_copied_package(
+    postgres_installed: None,
+    nobody_reachable_dir: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The path taken when the venv is unreadable by nobody (under /root, say)."""
+    monkeypatch.setattr(EmbeddedPostgres, "_runnable", lambda self, package: False)
+    with EmbeddedPostgres(base_dir=nobody_reachable_dir) as server:
+        (tmp,) = nobody_reachable_dir.iterdir()
+        assert (tmp / "pkg" / "embedded_postgres" / "pginstall" / "bin").is_dir()
+        with psycopg.connect(server.url, connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
