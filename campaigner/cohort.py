@@ -74,20 +74,23 @@ def check_fields(name: str, fields: Sequence[str]) -> None:
 
 
 def select_query(
-    settings: Settings, *, cohort: str, fields: Sequence[str]
+    settings: Settings, *, cohort: str, fields: Sequence[str], after: int, limit: int
 ) -> sql.Composed:
-    """The chunk query; the cohort sits on lines of its own inside parentheses so a
-    trailing `--` comment cannot swallow the predicates around it."""
+    """One chunk's query. The cohort sits on lines of its own inside parentheses,
+    so a trailing `--` comment cannot swallow the predicates around it; the bounds
+    are literals, not parameters, so a `%` in the cohort stays a `%`."""
     key = sql.Identifier(settings.customer_key)
     columns = sql.SQL(", ").join([key, *(sql.Identifier(field) for field in fields)])
     return sql.SQL(
         "SELECT {columns} FROM {table}\nWHERE (\n{cohort}\n)\n"
-        "AND {key} > %(after)s\nORDER BY {key}\nLIMIT %(limit)s"
+        "AND {key} > {after}\nORDER BY {key}\nLIMIT {limit}"
     ).format(
         columns=columns,
         table=sql.Identifier(settings.customer_table),
         cohort=sql.SQL(cohort),
         key=key,
+        after=sql.Literal(after),
+        limit=sql.Literal(limit),
     )
 
 
@@ -103,7 +106,8 @@ def read_batches(
     settings: Settings,
     *,
     campaign_name: str,
-    query: sql.Composed,
+    cohort: str,
+    fields: Sequence[str],
     after: int,
     batch_size: int,
 ) -> Iterator[list[tuple[Any, ...]]]:
@@ -114,11 +118,14 @@ def read_batches(
     """
     while True:
         started = time.monotonic()
+        query = select_query(
+            settings, cohort=cohort, fields=fields, after=after, limit=batch_size
+        )
         with (
             reading(conn, settings, campaign_name=campaign_name),
             conn.cursor(name="campaigner_cohort") as cursor,
         ):
-            cursor.execute(query, {"after": after, "limit": batch_size})
+            cursor.execute(query)
             rows = cursor.fetchmany(batch_size)
         logger.debug(
             "read %d rows in %.3fs",

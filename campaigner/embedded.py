@@ -483,6 +483,9 @@ class EmbeddedKafka:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                # Out of the terminal's process group: Ctrl-C reaches its owner,
+                # which stops it after its own clean-up.
+                start_new_session=True,
             )
         except OSError as exc:
             raise self._error(f"cannot run {binary}: {exc}") from exc

@@ -354,15 +354,13 @@ def stream(
         expires_at=run.scheduled_for + campaign.deadline,
         fields=campaign.message_fields,
     )
-    query = cohort.select_query(
-        context.settings, cohort=campaign.cohort, fields=campaign.message_fields
-    )
     refused = 0
     batches = cohort.read_batches(
         context.reader,
         context.settings,
         campaign_name=campaign.name,
-        query=query,
+        cohort=campaign.cohort,
+        fields=campaign.message_fields,
         after=FIRST_KEY if run.checkpoint is None else run.checkpoint,
         batch_size=campaign.batch_size,
     )
