@@ -131,6 +131,8 @@ def handle_errors(command: Callable[..., int | None]) -> Callable[..., None]:
         logs.setup(verbosity=params.get("verbose") or 0)
         try:
             code = command(**params) or errors.EXIT_OK
+        except click.ClickException:
+            raise  # usage errors: click prints them and exits 2
         except errors.CampaignerError as exc:
             logger.debug("details", exc_info=True)
             click.echo(f"error: {exc.message}", err=True)
@@ -152,9 +154,16 @@ def handle_errors(command: Callable[..., int | None]) -> Callable[..., None]:
 def cli() -> None:
     """Run scheduled campaigns: PostgreSQL cohorts into Kafka, one message per recipient.
 
+    Settings come from flags, CAMPAIGNER_* variables (and DATABASE_URL,
+    PG*, KAFKA_BOOTSTRAP_SERVERS), then the TOML file named by --config.
+
     \b
-    Typical crontab line (every minute, quiet on success):
-      * * * * * campaigner execute
+    Examples:
+      campaigner db upgrade            # create or update campaigner's tables
+      campaigner dry-run               # what would fire now, with cohort sizes
+      campaigner execute               # fire what is due (cron runs this every minute)
+      campaigner list                  # schedules, next fire times, last runs
+      campaigner demo                  # everything end to end on throwaway servers
     """
 
 
@@ -273,7 +282,12 @@ def list_command(as_json: bool, **params: Any) -> int:
 
 @cli.group()
 def db() -> None:
-    """Manage campaigner's tables."""
+    """Manage campaigner's tables.
+
+    \b
+    Example:
+      campaigner db upgrade
+    """
 
 
 @db.command()

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from campaigner import errors
 from campaigner.config import IDENTIFIER, Settings
-from campaigner.db import first_line
+from campaigner.db import describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class reading:
 
 
 def translate(exc: psycopg.Error, campaign_name: str) -> errors.CampaignerError:
-    message = first_line(str(exc))
+    message = describe_error(exc)
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return errors.InvalidCohort(
             f"campaign {campaign_name!r}: cohort query was cancelled ({message});"

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ ENV_PREFIX = "CAMPAIGNER_"
 # CAMPAIGNER_KAFKA__SASL_PASSWORD=... sets the librdkafka property sasl.password.
 KAFKA_PROPERTY_ENV_PREFIX = "CAMPAIGNER_KAFKA__"
 SECRET_WORDS = ("password", "secret", "token", "key")
+CONNINFO_PASSWORD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -182,9 +184,21 @@ def kafka_properties_from_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced, for display."""
-    masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"(password=)\S+", r"\1***", masked)
+    """The connection string with any password replaced, for display."""
+    if not url:
+        return url
+    if "://" in url:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password is None and "password=" not in parts.query:
+            return url
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hosts = netloc.rpartition("@")
+            netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+        query = re.sub(r"(password=)[^&]*", r"\1***", parts.query)
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+    # key=value form; a quoted value may hold spaces and escaped quotes.
+    return CONNINFO_PASSWORD.sub("password=***", url)
 
 
 def mask_properties(properties: Mapping[str, str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -47,13 +48,27 @@ def translated(action: str) -> Iterator[None]:
         yield
     except psycopg.OperationalError as exc:
         raise errors.DatabaseError(
-            f"PostgreSQL failed while {action}: {first_line(str(exc))}"
+            f"PostgreSQL failed while {action}: {describe_error(exc)}"
         ) from exc
     except psycopg.errors.UndefinedTable as exc:
         raise errors.DatabaseError(
             f"PostgreSQL failed while {action}: {first_line(str(exc))}"
             " (run `campaigner db upgrade`)"
         ) from exc
+
+
+# Data exceptions (SQLSTATE class 22) quote the offending value, which may be a
+# customer's email or phone number: such values never reach logs or errors.
+DATA_EXCEPTION_CLASS = "22"
+QUOTED_VALUE = re.compile(r'"[^"]*"')
+
+
+def describe_error(exc: psycopg.Error) -> str:
+    """PostgreSQL's message, first line only, with any quoted data value withheld."""
+    message = first_line(str(exc)) or type(exc).__name__
+    if (exc.sqlstate or "").startswith(DATA_EXCEPTION_CLASS):
+        message = QUOTED_VALUE.sub("(value withheld)", message)
+    return message
 
 
 def first_line(text: str) -> str:

@@ -28,7 +28,14 @@ EXIT_INTERRUPTED = 75
 
 # When several runs end differently, the most infrastructural cause decides the
 # exit code: an operator must first fix what breaks every campaign.
-EXIT_PRECEDENCE = (EXIT_BUG, EXIT_DATABASE, EXIT_KAFKA, EXIT_INTERRUPTED, EXIT_CAMPAIGN)
+EXIT_PRECEDENCE = (
+    EXIT_BUG,
+    EXIT_CONFIG,
+    EXIT_DATABASE,
+    EXIT_KAFKA,
+    EXIT_INTERRUPTED,
+    EXIT_CAMPAIGN,
+)
 
 
 class CampaignerError(Exception):

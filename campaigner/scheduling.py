@@ -42,8 +42,11 @@ class Schedule:
 
     def latest_slot(self, at: datetime) -> datetime:
         """The UTC instant of the latest slot at or before `at`."""
-        local = at.astimezone(self.timezone) + timedelta(seconds=1)
-        return self.walk(local, backwards=True, count=1)[0]
+        # Slots fall on whole minutes; croniter's get_prev excludes its start.
+        after_minute = truncate_to_minute(at) + timedelta(minutes=1)
+        return self.walk(
+            after_minute.astimezone(self.timezone), backwards=True, count=1
+        )[0]
 
     def next_slots(self, *, after: datetime, count: int) -> list[datetime]:
         """The next `count` slots strictly after `after`, as UTC instants."""
