@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from campaigner.errors import CampaignerError
+from campaigner.errors import UsageError
 
 COLUMNS = """
     id, name, status, schedule, timezone, cohort, channel, topic, template,
@@ -36,10 +36,8 @@ class Campaign:
     deadline: timedelta
 
 
-class UnknownCampaign(CampaignerError):
+class UnknownCampaign(UsageError):
     """No campaign has that name."""
-
-    exit_code = 2
 
 
 def load_campaigns(

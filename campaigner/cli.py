@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Far enough from datetime's limits for schedules to be evaluated around them.
+EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(9000, 1, 1, tzinfo=UTC)
+
 EXIT_CODES_HELP = """
 \b
 Exit codes:
@@ -51,9 +55,10 @@ def parse_instant(
         raise click.BadParameter(
             f"{value!r} is not an ISO time such as 2026-12-03T09:00 or 2026-12-03T09:00+01:00"
         ) from None
-    return (
-        moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    )
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    if not EARLIEST_AT <= moment <= LATEST_AT:
+        raise click.BadParameter(f"{value!r} is outside the years 1970 to 9000")
+    return moment.astimezone(UTC)
 
 
 def settings_options(command: F) -> F:
@@ -309,10 +314,14 @@ def upgrade(reference_schema: bool, **params: Any) -> int:
     from campaigner import migrations
 
     with database.connect(build_settings(params), purpose="upgrade") as conn:
-        applied = migrations.upgrade(conn, reference_schema=reference_schema)
+        applied = migrations.upgrade(conn)
+        with database.translated("creating the reference table"):
+            created = reference_schema and migrations.create_reference_table(conn)
     for migration in applied:
         click.echo(f"applied {migration.version:03d}_{migration.name}")
-    if not applied:
+    if created:
+        click.echo(f"created the reference table {migrations.REFERENCE_TABLE}")
+    if not applied and not created:
         click.echo("schema is up to date")
     return errors.EXIT_OK
 

@@ -7,6 +7,7 @@ transaction stays open while the caller waits for Kafka.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,9 @@ from campaigner.db import describe_error
 logger = logging.getLogger(__name__)
 
 SHAPE_PREFIX = "SELECT\n"
+# "Program limit exceeded" (SQLSTATE class 54) is the cohort asking too much,
+# e.g. repeat(x, 200000000), not the server failing.
+PROGRAM_LIMIT_CLASS = "54"
 # Clauses that turn "SELECT <expression>" into more than one expression.
 FORBIDDEN_CLAUSES = (
     "fromClause", "whereClause", "groupClause", "havingClause", "windowClause",
@@ -51,6 +55,10 @@ def check_cohort_shape(name: str, text: str) -> None:
         raise errors.InvalidCohort(
             f"campaign {name!r}: cohort is not valid SQL: {message}{where}"
         ) from None
+    if any(token.name == "ASCII_59" for token in pglast.parser.scan(text)):
+        raise errors.InvalidCohort(
+            f"campaign {name!r}: cohort must be one expression; remove the ';'"
+        )
     select = statements[0].stmt if len(statements) == 1 else None
     if not isinstance(select, pglast.ast.SelectStmt):
         raise errors.InvalidCohort(
@@ -65,12 +73,53 @@ def check_cohort_shape(name: str, text: str) -> None:
         )
 
 
-def check_fields(name: str, fields: Sequence[str]) -> None:
+def check_fields(name: str, fields: Sequence[str | None]) -> None:
     for field in fields:
-        if not IDENTIFIER.match(field):
+        if field is None or not IDENTIFIER.match(field):
             raise errors.InvalidCohort(
                 f"campaign {name!r}: message field {field!r} is not a column name"
             )
+
+
+# Key types whose values order like numbers and fit the bigint checkpoint.
+INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+
+
+def customer_columns(conn: psycopg.Connection, settings: Settings) -> dict[str, str]:
+    """The customer table's columns and their types, or ConfigurationError when the
+    table is missing or its key is not an integer column."""
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            [sql.Identifier(settings.customer_table).as_string(conn)],
+        ).fetchall()
+    columns = {name: kind for name, kind in rows}
+    if not columns:
+        raise errors.ConfigurationError(
+            f"customer table {settings.customer_table!r} not found"
+            " (set CAMPAIGNER_CUSTOMER_TABLE, or create the reference one with"
+            " `campaigner db upgrade --reference-schema`)"
+        )
+    key_type = columns.get(settings.customer_key)
+    if key_type not in INTEGER_TYPES:
+        raise errors.ConfigurationError(
+            f"customer key {settings.customer_key!r} of {settings.customer_table!r}"
+            f" must be an integer column, not {key_type or 'missing'}"
+            " (set CAMPAIGNER_CUSTOMER_KEY)"
+        )
+    return columns
+
+
+def check_fields_exist(
+    name: str, fields: Sequence[str], columns: dict[str, str], table: str
+) -> None:
+    unknown = [field for field in fields if field not in columns]
+    if unknown:
+        raise errors.InvalidCohort(
+            f"campaign {name!r}: message field(s) {', '.join(unknown)} are not"
+            f" columns of {table!r}"
+        )
 
 
 def select_query(
@@ -122,7 +171,7 @@ def read_batches(
             settings, cohort=cohort, fields=fields, after=after, limit=batch_size
         )
         with (
-            reading(conn, settings, campaign_name=campaign_name),
+            reading(conn, settings, campaign_name=campaign_name, cohort=cohort),
             conn.cursor(name="campaigner_cohort") as cursor,
         ):
             cursor.execute(query)
@@ -145,66 +194,68 @@ def count(
     conn: psycopg.Connection, settings: Settings, *, campaign_name: str, cohort: str
 ) -> int:
     """How many customers the cohort matches now."""
-    with reading(conn, settings, campaign_name=campaign_name):
+    with reading(conn, settings, campaign_name=campaign_name, cohort=cohort):
         row = conn.execute(count_query(settings, cohort=cohort)).fetchone()
     return int(row[0]) if row else 0
 
 
-class reading:
+@contextlib.contextmanager
+def reading(
+    conn: psycopg.Connection, settings: Settings, *, campaign_name: str, cohort: str
+) -> Iterator[None]:
     """A READ ONLY transaction bounded by the statement and lock timeouts, with
-    PostgreSQL's errors translated: the cohort's fault is InvalidCohort, the
-    server's is DatabaseError."""
-
-    def __init__(
-        self, conn: psycopg.Connection, settings: Settings, *, campaign_name: str
-    ):
-        self.conn = conn
-        self.settings = settings
-        self.campaign_name = campaign_name
-        self.transaction: Any = None
-
-    def __enter__(self) -> None:
-        try:
-            self.transaction = self.conn.transaction()
-            self.transaction.__enter__()
-            self.conn.execute(
+    PostgreSQL's errors translated."""
+    try:
+        with conn.transaction():
+            # Set in every transaction, before the cohort is parsed: a cohort can
+            # change session settings, and pglast parses strings as if
+            # standard_conforming_strings were on.
+            conn.execute(
                 "SELECT set_config('statement_timeout', %s, true),"
-                " set_config('lock_timeout', %s, true)",
+                " set_config('lock_timeout', %s, true),"
+                " set_config('standard_conforming_strings', 'on', true)",
                 [
-                    f"{int(self.settings.statement_timeout * 1000)}ms",
-                    f"{int(self.settings.lock_timeout * 1000)}ms",
+                    f"{int(settings.statement_timeout * 1000)}ms",
+                    f"{int(settings.lock_timeout * 1000)}ms",
                 ],
             )
-        except psycopg.Error as exc:
-            raise translate(exc, self.campaign_name) from exc
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        try:
-            self.transaction.__exit__(kind, exc, tb)
-        except psycopg.Error as error:
-            raise translate(error, self.campaign_name) from error
-        if isinstance(exc, psycopg.Error):
-            raise translate(exc, self.campaign_name) from exc
+            yield
+    except psycopg.Error as exc:
+        raise translate(
+            exc, settings, campaign_name=campaign_name, cohort=cohort
+        ) from exc
 
 
-def translate(exc: psycopg.Error, campaign_name: str) -> errors.CampaignerError:
-    message = describe_error(exc)
+def translate(
+    exc: psycopg.Error, settings: Settings, *, campaign_name: str, cohort: str
+) -> errors.CampaignerError:
+    """The cohort's fault is InvalidCohort (this campaign fails, others go on);
+    the server's is DatabaseError (the invocation stops)."""
+    table = settings.customer_table
+    message = describe_error(exc, known_text=f"{cohort}\n{table}")
+    if isinstance(exc, psycopg.errors.UndefinedTable) and f'"{table}"' in message:
+        return errors.ConfigurationError(
+            f"customer table {table!r} not found: {message}"
+            " (set CAMPAIGNER_CUSTOMER_TABLE)"
+        )
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return errors.InvalidCohort(
             f"campaign {campaign_name!r}: cohort query was cancelled ({message});"
             " simplify the cohort or raise CAMPAIGNER_STATEMENT_TIMEOUT"
         )
     if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return errors.DatabaseBusy(
+            f"campaign {campaign_name!r}: the customer table stayed locked longer"
+            f" than the lock timeout ({message}); the run can be resumed"
+        )
+    if (exc.sqlstate or "").startswith(PROGRAM_LIMIT_CLASS):
         return errors.InvalidCohort(
-            f"campaign {campaign_name!r}: cohort query waited too long for a lock ({message})"
+            f"campaign {campaign_name!r}: PostgreSQL rejected the cohort: {message}"
         )
     if isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown):
         return errors.DatabaseError(
-            f"PostgreSQL failed while reading the cohort: {message}"
-        )
-    if isinstance(exc, psycopg.errors.UndefinedTable):
-        return errors.DatabaseError(
-            f"customer table not found: {message} (set CAMPAIGNER_CUSTOMER_TABLE)"
+            f"campaign {campaign_name!r}: PostgreSQL failed while reading the"
+            f" cohort: {message}"
         )
     return errors.InvalidCohort(
         f"campaign {campaign_name!r}: PostgreSQL rejected the cohort: {message}"

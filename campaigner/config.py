@@ -8,6 +8,7 @@ the TOML file, and are masked wherever settings are shown.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -24,6 +25,29 @@ KAFKA_PROPERTY_ENV_PREFIX = "CAMPAIGNER_KAFKA__"
 SECRET_WORDS = ("password", "secret", "token", "key")
 CONNINFO_PASSWORD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+# Bounds of each timeout, in seconds. PostgreSQL takes whole milliseconds up to
+# 2**31 - 1 (and 0 would mean "no timeout"); librdkafka's connection setup
+# timeout is at least one second.
+TIMEOUT_RANGES = {
+    "connect_timeout": (1, 3600),
+    "statement_timeout": (0.001, 2_147_483),
+    "lock_timeout": (0.001, 2_147_483),
+    "kafka_timeout": (1, 86_400),
+}
+FLAGS = {
+    "connect_timeout",
+    "statement_timeout",
+    "kafka_timeout",
+    "kafka_bootstrap_servers",
+}
+
+
+def setting_sources(name: str) -> str:
+    """Where the operator can set `name`, for error messages."""
+    flag = f"--{name.replace('_', '-')} or " if name in FLAGS else ""
+    return f"set {flag}{ENV_PREFIX}{name.upper()}, or {name} in the config file"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,18 +73,14 @@ class Settings:
             if not IDENTIFIER.match(getattr(self, name)):
                 raise ConfigurationError(
                     f"{name} must be a plain SQL identifier, got {getattr(self, name)!r}"
-                    f" (set {ENV_PREFIX}{name.upper()})"
+                    f" ({setting_sources(name)})"
                 )
-        for name in (
-            "connect_timeout",
-            "statement_timeout",
-            "lock_timeout",
-            "kafka_timeout",
-        ):
-            if getattr(self, name) <= 0:
+        for name, (low, high) in TIMEOUT_RANGES.items():
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
                 raise ConfigurationError(
-                    f"{name} must be positive (set --{name.replace('_', '-')}"
-                    f" or {ENV_PREFIX}{name.upper()})"
+                    f"{name} must be between {low:g} and {high:g} seconds, got"
+                    f" {value!r} ({setting_sources(name)})"
                 )
 
     def __repr__(self) -> str:
@@ -137,7 +157,13 @@ def pick(
 
 
 def convert(name: str, raw: Any, kind: type) -> Any:
+    # TOML gives typed values: refuse a bool for a number, or 1.9 for a whole number.
+    wrong_type = isinstance(raw, bool) or (
+        kind is int and isinstance(raw, float) and not raw.is_integer()
+    )
     try:
+        if wrong_type:
+            raise ValueError(raw)
         return kind(raw)
     except (TypeError, ValueError):
         raise ConfigurationError(
@@ -156,6 +182,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigurationError(
             f"cannot read config file {path}: {exc.strerror}"
         ) from exc
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(
             f"config file {path} is not valid TOML: {exc}"

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import decimal
 import json
-import uuid
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,17 +40,46 @@ def idempotency_key(campaign_id: int, scheduled_for: dt.datetime, user_id: int) 
 
 
 def json_default(value: Any) -> Any:
+    """JSON for the PostgreSQL types json has no word for."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, uuid.UUID | dt.timedelta | bytes | memoryview):
-        return (
-            str(value)
-            if not isinstance(value, bytes | memoryview)
-            else bytes(value).hex()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    # Decimal, UUID, inet, ranges, ...: their text form, as psql would print it.
+    return str(value)
+
+
+def dump_fields(fields: dict[str, Any]) -> str:
+    try:
+        return json.dumps(
+            fields,
+            separators=(",", ":"),
+            default=json_default,
+            ensure_ascii=False,
+            allow_nan=False,
         )
-    raise TypeError(f"cannot put a {type(value).__name__} into a message")
+    except ValueError:
+        # NaN and infinities are not JSON: send them as text, as PostgreSQL does.
+        return json.dumps(
+            without_nan(fields),
+            separators=(",", ":"),
+            default=json_default,
+            ensure_ascii=False,
+        )
+
+
+def without_nan(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return (
+            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        )
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(item) for item in value]
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,12 +129,7 @@ class EnvelopeTemplate:
         messages = []
         for row in rows:
             user_id = row[0]
-            fields = json.dumps(
-                dict(zip(self.fields, row[1:], strict=True)),
-                separators=(",", ":"),
-                default=json_default,
-                ensure_ascii=False,
-            )
+            fields = dump_fields(dict(zip(self.fields, row[1:], strict=True)))
             key = f"{key_prefix}{user_id}"
             value = (
                 f'{{"schema_version":{SCHEMA_VERSION},"idempotency_key":"{key}",{head},'

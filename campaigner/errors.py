@@ -3,13 +3,16 @@
     CampaignerError (1: a bug, or nothing more specific)
     ├── ConfigurationError (3)
     ├── DatabaseError (4)
+    │   └── DatabaseBusy (4): a lock held too long; the run can resume
     ├── KafkaError (5)
     │   └── DeliveryError (5): the broker did not confirm a batch
-    ├── CampaignFailed (6): one campaign's own input is wrong
+    ├── UsageError (2): a command asked for something that cannot be
+    ├── CampaignFailed (6): one campaign cannot run as configured
     │   ├── InvalidSchedule
     │   ├── InvalidCohort
-    │   └── MissingTopic
-    └── Interrupted (75): stopped by a signal, the run will resume
+    │   ├── MissingTopic
+    │   └── DeadlinePassed
+    └── Interrupted (75): reserved for a graceful stop on a signal
 
 psycopg and confluent-kafka errors are translated once, where they are raised,
 so the CLI only has to map a family to its exit code.
@@ -51,6 +54,12 @@ class CampaignerError(Exception):
         return str(self)
 
 
+class UsageError(CampaignerError):
+    """The command cannot do what was asked."""
+
+    exit_code = EXIT_USAGE
+
+
 class ConfigurationError(CampaignerError):
     """The configuration is invalid."""
 
@@ -67,6 +76,12 @@ class KafkaError(CampaignerError):
     """Kafka is unreachable or failing."""
 
     exit_code = EXIT_KAFKA
+
+
+class DatabaseBusy(DatabaseError):
+    """PostgreSQL kept a lock longer than the lock timeout; retrying may succeed."""
+
+    exit_code = EXIT_DATABASE
 
 
 class DeliveryError(KafkaError):
@@ -91,8 +106,12 @@ class MissingTopic(CampaignFailed):
     """The campaign's Kafka topic does not exist."""
 
 
+class DeadlinePassed(CampaignFailed):
+    """The run's deadline passed before the end of its cohort."""
+
+
 class Interrupted(CampaignerError):
-    """Stopped by a signal; the run is saved and will resume."""
+    """Stopped by a signal."""
 
     exit_code = EXIT_INTERRUPTED
 

@@ -19,6 +19,9 @@ from campaigner.config import Settings
 from campaigner.envelope import Message
 
 logger = logging.getLogger(__name__)
+# librdkafka's own log: every reconnect attempt at ERROR while a broker is down,
+# which would bury the one line that matters; shown with -vv only.
+client_logger = logging.getLogger("campaigner.librdkafka")
 
 # Refusals that concern one message and will not change on retry: the recipient
 # is recorded as failed and the run goes on.
@@ -44,7 +47,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "message.timeout.ms": timeout_ms,
         "socket.connection.setup.timeout.ms": min(timeout_ms, 30_000),
         "compression.type": "lz4",
-        "linger.ms": 20,
+        "linger.ms": 5,
     }
     config.update(settings.kafka_properties)
     return config
@@ -76,7 +79,7 @@ class KafkaSink:
         self.topics: set[str] | None = None
         try:
             self.producer = confluent_kafka.Producer(
-                producer_config(settings), error_cb=self.on_error, logger=logger
+                producer_config(settings), error_cb=self.on_error, logger=client_logger
             )
         except confluent_kafka.KafkaException as exc:
             raise errors.ConfigurationError(
@@ -148,7 +151,9 @@ class KafkaSink:
         # message.timeout.ms bounds each report; the margin covers the last poll.
         deadline = time.monotonic() + self.settings.kafka_timeout + 5
         while flight.pending > 0 and time.monotonic() < deadline:
-            self.producer.poll(0.1)
+            # flush() sends at once rather than after linger.ms, and serves the
+            # delivery reports; the flight's own count is what proves delivery.
+            self.producer.flush(min(1.0, max(deadline - time.monotonic(), 0)))
             if self.fatal_error:
                 break
         problem = self.fatal_error or flight.transient_error

@@ -16,17 +16,31 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 
+from campaigner import errors
 from campaigner.campaigns import Campaign
 
 # Namespace of campaigner's run locks in PostgreSQL's two-key advisory lock space.
 RUN_LOCK_CLASS = 0x636D7072  # "cmpr"
 
+# Serialises manual claims of one campaign (transaction-level lock).
+MANUAL_LOCK_CLASS = 0x636D706D  # "cmpm"
 # The second key of a two-key advisory lock is an int4.
 LOCK_KEY_MODULUS = 2**31
 
-FINAL_STATUSES = ("succeeded", "completed_with_errors", "failed", "missed", "expired")
+# Whether some session holds run r's advisory lock, i.e. its worker is alive.
+# Parameters: RUN_LOCK_CLASS, LOCK_KEY_MODULUS.
+RUN_LOCK_HELD = """EXISTS (
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid = %s::bigint::oid
+      AND l.objid = (r.id %% %s)::oid
+      AND l.objsubid = 2)"""
+
+# Runs that reached the end of their cohort: their slot is never sent again.
+DONE_STATUSES = ("succeeded", "completed_with_errors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +107,88 @@ def claim(
         run = cur.fetchone()
         if run is not None:
             cur.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(run.id))
+    return run
+
+
+def claim_manual(
+    conn: psycopg.Connection, campaign: Campaign, *, scheduled_for: datetime
+) -> Run:
+    """Claim a manual slot, unless a run of the campaign is alive right now: two
+    operators pressing the button together must not send the cohort twice."""
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)",
+            [MANUAL_LOCK_CLASS, campaign.id % LOCK_KEY_MODULUS],
+        )
+        alive = conn.execute(
+            f"""
+            SELECT r.id FROM campaign_runs r
+            WHERE r.campaign_id = %s AND r.status = 'running' AND {RUN_LOCK_HELD}
+            """,
+            [campaign.id, RUN_LOCK_CLASS, LOCK_KEY_MODULUS],
+        ).fetchone()
+        if alive is not None:
+            raise errors.UsageError(
+                f"campaign {campaign.name!r} is running right now (run {alive[0]});"
+                " wait for it to finish"
+            )
+        run = claim(conn, campaign, scheduled_for=scheduled_for, manual=True)
+    assert run is not None  # a manual slot is the exact instant: nobody else has it
+    return run
+
+
+def claim_backfill(
+    conn: psycopg.Connection, campaign: Campaign, *, scheduled_for: datetime
+) -> Run:
+    """Claim a slot on purpose, taking over its run if an earlier attempt failed,
+    was interrupted or lost its worker; the run resumes at its checkpoint.
+
+    Raises UsageError when the slot already ran to the end or its run is
+    alive in another process.
+    """
+    run = claim(conn, campaign, scheduled_for=scheduled_for, manual=False)
+    if run is not None:
+        return run
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT id, status, host, pid FROM campaign_runs"
+            " WHERE campaign_id = %s AND scheduled_for = %s FOR UPDATE",
+            [campaign.id, scheduled_for],
+        )
+        existing = cur.fetchone()
+        assert existing is not None  # the claim above just conflicted with it
+        if existing["status"] in DONE_STATUSES:
+            raise errors.UsageError(
+                f"campaign {campaign.name!r}: slot {scheduled_for.isoformat()} already"
+                f" ran (run {existing['id']}, {existing['status']}); it is never sent twice"
+            )
+        cur.execute(
+            "SELECT pg_try_advisory_lock(%s, %s) AS locked", lock_key(existing["id"])
+        )
+        if not cur.fetchone()["locked"]:  # type: ignore[index]
+            raise errors.UsageError(
+                f"campaign {campaign.name!r}: slot {scheduled_for.isoformat()} is being"
+                f" run right now (run {existing['id']}, host {existing['host']},"
+                f" pid {existing['pid']})"
+            )
+        return take_over(conn, existing["id"])
+
+
+def take_over(conn: psycopg.Connection, run_id: int) -> Run:
+    with conn.cursor(row_factory=class_row(Run)) as cur:
+        cur.execute(
+            f"""
+            UPDATE campaign_runs
+            SET status = 'running', attempts = attempts + 1, retryable = false,
+                error = NULL, finished_at = NULL, heartbeat_at = now(),
+                host = %s, pid = %s
+            WHERE id = %s
+            RETURNING {RUN_COLUMNS}
+            """,
+            [socket.gethostname(), os.getpid(), run_id],
+        )
+        run = cur.fetchone()
+    assert run is not None
     return run
 
 
@@ -203,29 +299,29 @@ def last_runs(conn: psycopg.Connection) -> dict[int, LastRun]:
 
 
 @dataclasses.dataclass(frozen=True)
-class StrandedRun:
+class UnfinishedRun:
     id: int
     campaign: str
     scheduled_for: datetime
+    status: str
     checkpoint: int | None
 
 
-def stranded_runs(conn: psycopg.Connection) -> list[StrandedRun]:
-    """Runs marked running whose advisory lock nobody holds: their worker died."""
-    with conn.cursor(row_factory=class_row(StrandedRun)) as cur:
+def unfinished_runs(conn: psycopg.Connection) -> list[UnfinishedRun]:
+    """Runs that stopped before the end of their cohort and could still resume
+    before their deadline: failed and retryable, interrupted, or marked running
+    while nobody holds their advisory lock (their worker died)."""
+    with conn.cursor(row_factory=class_row(UnfinishedRun)) as cur:
         cur.execute(
-            """
-            SELECT r.id, c.name AS campaign, r.scheduled_for, r.checkpoint
+            f"""
+            SELECT r.id, c.name AS campaign, r.scheduled_for, r.status, r.checkpoint
             FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id
-            WHERE r.status = 'running'
-              AND NOT EXISTS (
-                SELECT 1 FROM pg_locks l
-                WHERE l.locktype = 'advisory' AND l.granted
-                  AND l.database = (
-                      SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND l.classid = %s::bigint::oid
-                  AND l.objid = (r.id %% %s)::oid
-                  AND l.objsubid = 2)
+            WHERE (r.status = 'interrupted'
+                   OR (r.status = 'failed' AND r.retryable)
+                   OR (r.status = 'running' AND NOT {RUN_LOCK_HELD}))
+              AND r.scheduled_for + coalesce(
+                    make_interval(secs => (r.settings->>'deadline_s')::float),
+                    c.deadline) > now()
             ORDER BY r.id
             """,
             [RUN_LOCK_CLASS, LOCK_KEY_MODULUS],

@@ -25,6 +25,8 @@ def setup(*, verbosity: int) -> None:
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     root = logging.getLogger("campaigner")
     root.setLevel(level)
+    client_level = logging.DEBUG if verbosity >= 2 else logging.CRITICAL + 1
+    logging.getLogger("campaigner.librdkafka").setLevel(client_level)
     if not any(isinstance(handler, StderrHandler) for handler in root.handlers):
         handler = StderrHandler()
         handler.setFormatter(

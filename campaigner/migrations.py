@@ -18,6 +18,7 @@ MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # used by another application will do.
 UPGRADE_LOCK_KEY = 0x63616D70  # "camp"
 
+REFERENCE_TABLE = "user_data"
 CREATE_LEDGER = """
 CREATE TABLE IF NOT EXISTS campaigner_migrations (
     version     integer PRIMARY KEY,
@@ -52,11 +53,21 @@ def reference_schema_sql() -> str:
     return path.read_text(encoding="utf-8")
 
 
+def create_reference_table(conn: psycopg.Connection) -> bool:
+    """Create the reference customer table unless it exists; True if created."""
+    if table_exists(conn, REFERENCE_TABLE):
+        return False
+    conn.execute(reference_schema_sql())
+    return True
+
+
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
+    return bool(row and row[0])
+
+
 def applied_versions(conn: psycopg.Connection) -> set[int]:
-    exists = conn.execute(
-        "SELECT to_regclass('campaigner_migrations') IS NOT NULL"
-    ).fetchone()
-    if not exists or not exists[0]:
+    if not table_exists(conn, "campaigner_migrations"):
         return set()
     return {row[0] for row in conn.execute("SELECT version FROM campaigner_migrations")}
 
@@ -80,7 +91,7 @@ def upgrade(
             conn.execute(CREATE_LEDGER)
             applied = [apply(conn, migration) for migration in pending_migrations(conn)]
             if reference_schema:
-                conn.execute(reference_schema_sql())
+                create_reference_table(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [UPGRADE_LOCK_KEY])
     except psycopg.Error as exc:

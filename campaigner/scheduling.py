@@ -70,7 +70,8 @@ class Schedule:
 def parse_timezone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # A directory ("Europe") or an overlong name fails as an OSError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidSchedule(
             f"unknown timezone {name!r} (use an IANA name such as 'Europe/Paris')"
         ) from None

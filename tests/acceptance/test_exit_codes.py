@@ -108,12 +108,14 @@ def test_exit_2__usage(args: list[str], fragment: str) -> None:
         (
             {"CAMPAIGNER_KAFKA_TIMEOUT": "-1"},
             [],
-            "kafka_timeout must be positive",
+            "kafka_timeout must be between 1 and 86400 seconds, got -1.0"
+            " (set --kafka-timeout or CAMPAIGNER_KAFKA_TIMEOUT",
         ),
         (
             {"CAMPAIGNER_CUSTOMER_TABLE": "user data"},
             [],
-            "customer_table must be a plain SQL identifier, got 'user data' (set CAMPAIGNER_CUSTOMER_TABLE)",
+            "customer_table must be a plain SQL identifier, got 'user data'"
+            " (set CAMPAIGNER_CUSTOMER_TABLE, or customer_table in the config file)",
         ),
         (
             {},

@@ -78,7 +78,14 @@ def test_execute_stderr__no_email_or_phone(
 
 
 @pytest.mark.parametrize(
-    "cohort", ["email::int > 0", "phone::int > 0"], ids=["email", "phone"]
+    "cohort",
+    [
+        "email::int > 0",
+        "phone::int > 0",
+        "email::regclass IS NOT NULL",
+        "replace(email, '@', '\"@')::date IS NOT NULL",
+    ],
+    ids=["email", "phone", "regclass", "quote-in-value"],
 )
 def test_execute_stderr__cohort_failing_on_a_value_shows_no_personal_data(
     db: psycopg.Connection[Any],

@@ -13,7 +13,7 @@ import jsonschema
 import psycopg
 import pytest
 
-from campaigner import ledger, runner
+from campaigner import envelope, ledger, runner
 from campaigner.config import Settings
 from tests.conftest import (
     cli_command,
@@ -73,8 +73,19 @@ def run_together(
     ]
 
 
+def recent_slot(conn: psycopg.Connection[Any]) -> datetime:
+    """A minute slot two minutes ago by the database's clock: within any deadline."""
+    row = conn.execute("SELECT date_trunc('minute', now())").fetchone()
+    assert row is not None
+    return row[0].astimezone(UTC) - timedelta(minutes=2)  # type: ignore[no-any-return]
+
+
 def insert_stranded_run(
-    conn: psycopg.Connection[Any], campaign_id: int, *, checkpoint: int
+    conn: psycopg.Connection[Any],
+    campaign_id: int,
+    *,
+    checkpoint: int,
+    slot: datetime = TICK,
 ) -> int:
     """What a worker killed after confirming ids up to `checkpoint` leaves behind:
     a running run at TICK, its counts, and no advisory lock held by anyone."""
@@ -86,7 +97,7 @@ def insert_stranded_run(
             %(checkpoint)s, %(checkpoint)s, %(slot)s, %(slot)s, 'gone.example.test', 1)
         RETURNING id
         """,
-        {"campaign": campaign_id, "slot": TICK, "checkpoint": checkpoint},
+        {"campaign": campaign_id, "slot": slot, "checkpoint": checkpoint},
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -326,22 +337,25 @@ def test_execute__warns_about_a_run_left_running_by_a_dead_process(
     topic: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    campaign_id = insert_campaign(db, name="crashed", topic=topic, batch_size=100)
-    insert_stranded_run(db, campaign_id, checkpoint=400)
+    slot = recent_slot(db)
+    campaign_id = insert_campaign(
+        db, name="crashed", topic=topic, schedule="* * * * *", batch_size=100
+    )
+    insert_stranded_run(db, campaign_id, checkpoint=400, slot=slot)
     caplog.set_level(logging.WARNING, logger="campaigner.runner")
 
-    runner.execute(settings, at=datetime(2025, 6, 2, 9, 5, tzinfo=UTC))
+    runner.execute(settings, at=slot)
 
     assert [
         (record.levelname, record.getMessage())
         for record in caplog.records
-        if getattr(record, "event", None) == "run_stranded"
+        if getattr(record, "event", None) == "run_unfinished"
     ] == [
         (
             "WARNING",
-            "campaign 'crashed': run 1 (slot 2025-06-02T09:00:00+00:00) was left running"
-            " by a process that is gone; it stopped after user id 400 and is not resumed"
-            " automatically yet",
+            f"campaign 'crashed': run 1 (slot {slot.isoformat()}) lost its process"
+            " after user id 400; resume it with `campaigner execute --campaign"
+            f" crashed --at {slot.isoformat()}`",
         )
     ]
 
@@ -389,17 +403,39 @@ def test_execute__back_fills_a_past_slot_of_one_campaign(
     db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
     insert_users(db, 30)
-    insert_campaign(db, name="missed-monday", topic=topic)
-    slot = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+    insert_campaign(db, name="missed", topic=topic, schedule="* * * * *")
+    slot = recent_slot(db)
 
-    outcomes = runner.execute(settings, campaign_name="missed-monday", at=slot)
+    outcomes = runner.execute(settings, campaign_name="missed", at=slot)
 
     messages = read_back(settings.kafka_bootstrap_servers, topic, expected=30)
     assert [(o.status, o.scheduled_for, o.manual, o.produced) for o in outcomes] == [
-        ("succeeded", slot, True, 30)
+        ("succeeded", slot, False, 30)
     ]
     assert {value["run"]["scheduled_for"] for _, value, _ in messages} == {
-        "2025-06-01T09:00:00Z"
+        slot.strftime("%Y-%m-%dT%H:%M:%SZ")
+    }
+
+
+def test_execute__back_fill_resumes_an_unfinished_run_at_its_checkpoint(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 30)
+    campaign_id = insert_campaign(db, name="resumed", topic=topic, schedule="* * * * *")
+    slot = recent_slot(db)
+    run_id = insert_stranded_run(db, campaign_id, checkpoint=10, slot=slot)
+
+    outcomes = runner.execute(settings, campaign_name="resumed", at=slot)
+
+    messages = read_back(settings.kafka_bootstrap_servers, topic, expected=20)
+    [run] = run_rows(db)
+    assert [(o.status, o.run_id, o.produced) for o in outcomes] == [
+        ("succeeded", run_id, 30)
+    ]
+    assert (run["attempts"], run["checkpoint"]) == (2, 30)
+    assert sorted(int(key) for key, _, _ in messages) == list(range(11, 31))
+    assert {value["idempotency_key"] for _, value, _ in messages} == {
+        envelope.idempotency_key(campaign_id, slot, n) for n in range(11, 31)
     }
 
 
@@ -418,9 +454,26 @@ def test_execute__back_fill_refuses_an_instant_that_is_not_a_slot(
     )
 
     assert (result.exit_code, result.stderr) == (
-        6,
+        2,
         "error: campaign 'mornings': 2025-06-01T09:30:00+00:00 is not one of its slots"
-        " (next after it: 2025-06-02T09:00:00+00:00)\n",
+        " (the next one after it is 2025-06-02T09:00:00+00:00)\n",
+    )
+    assert run_rows(db) == []
+
+
+def test_execute__back_fill_refuses_a_slot_past_its_deadline(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_campaign(db, name="mornings", topic=topic)
+
+    result = invoke_cli(
+        "execute", "--campaign", "mornings", "--at", TICK_TEXT, settings=settings
+    )
+
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: campaign 'mornings': slot 2025-06-02T09:00:00+00:00 is past its"
+        " deadline (2025-06-02T13:00:00+00:00); its messages would arrive expired\n",
     )
     assert run_rows(db) == []
 
@@ -429,13 +482,27 @@ def test_execute__back_fill_never_repeats_a_slot_that_succeeded(
     db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
     insert_users(db, 30)
-    insert_campaign(db, name="mornings", topic=topic)
-    runner.execute(settings, at=TICK)
+    insert_campaign(db, name="minutely", topic=topic, schedule="* * * * *")
+    slot = recent_slot(db)
+    runner.execute(settings, at=slot)
 
-    outcomes = runner.execute(settings, campaign_name="mornings", at=TICK)
+    outcomes = runner.execute(settings, campaign_name="minutely", at=slot)
 
-    assert [o.status for o in outcomes] == ["already_claimed"]
+    assert [(o.status, o.exit_code) for o in outcomes] == [("not_started", 2)]
+    assert "already ran (run 1, succeeded)" in str(outcomes[0].error)
     assert len(read_back(settings.kafka_bootstrap_servers, topic, expected=30)) == 30
+
+
+def test_execute__refuses_a_future_tick(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_campaign(db, name="mornings", topic=topic)
+
+    result = invoke_cli("execute", "--at", "2999-01-01T09:00", settings=settings)
+
+    assert result.exit_code == 2
+    assert "--at 2999-01-01T09:00:00+00:00 is in the future" in result.stderr
+    assert run_rows(db) == []
 
 
 @pytest.mark.xfail(

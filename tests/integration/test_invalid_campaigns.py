@@ -34,17 +34,24 @@ USERS = 2_000
             None,
         ),
         (
+            {"timezone": "Europe"},
+            "unknown timezone 'Europe'",
+            None,
+        ),
+        (
             {"cohort": "no_such_column = 'DE'"},
             'PostgreSQL rejected the cohort: column "no_such_column" does not exist',
             "failed",
         ),
         (
+            # Checked before the slot is claimed: once the topic exists, the slot
+            # still fires within its grace.
             {"topic": "campaigner-test-no-such-topic"},
             "Kafka topic 'campaigner-test-no-such-topic' does not exist",
-            "failed",
+            None,
         ),
     ],
-    ids=["cron", "timezone", "cohort", "topic"],
+    ids=["cron", "timezone", "timezone-directory", "cohort", "topic"],
 )
 def test_execute__invalid_campaign_fails_alone_and_the_valid_one_is_delivered(
     db: psycopg.Connection[Any],
@@ -79,7 +86,7 @@ def test_execute__invalid_campaign_fails_alone_and_the_valid_one_is_delivered(
     assert runs == expected_runs
 
 
-def test_execute__invalid_cohort_shape_fails_before_reading(
+def test_execute__invalid_cohort_shape_fails_before_claiming(
     db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
     insert_users(db, 10)
@@ -89,9 +96,23 @@ def test_execute__invalid_cohort_shape_fails_before_reading(
 
     assert result.exit_code == 6
     assert "campaign 'sneaky': cohort is not valid SQL" in result.stderr
-    assert [(r["status"], r["matched"], r["retryable"]) for r in run_rows(db)] == [
-        ("failed", 0, False)
-    ]
+    assert run_rows(db) == []
+
+
+def test_execute__unknown_message_field_fails_before_claiming(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 10)
+    insert_campaign(db, name="typo", topic=topic, message_fields=("email", "emial"))
+
+    result = invoke_cli("execute", "--at", TICK_TEXT, settings=settings)
+
+    assert (result.exit_code, result.stderr.count("ERROR")) == (6, 1)
+    assert (
+        "campaign 'typo': message field(s) emial are not columns of 'user_data'"
+        in result.stderr
+    )
+    assert run_rows(db) == []
 
 
 def test_execute__unknown_campaign_name(
@@ -118,7 +139,7 @@ def test_execute__paused_campaign_needs_force(
 
     messages = read_back(settings.kafka_bootstrap_servers, topic, expected=30)
     assert (refused.exit_code, refused.stderr) == (
-        6,
+        2,
         "error: campaign 'on-hold' is paused; add --force to run it anyway\n",
     )
     assert (forced.exit_code, len(messages)) == (0, 30)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import decimal
+import ipaddress
 import json
+import math
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -214,11 +216,28 @@ def test_render__one_message_per_row_in_order() -> None:
     assert [m.user_id for m in messages] == list(range(1, 1001))
 
 
-def test_render__unsupported_value_raises() -> None:
-    template = make_template(fields=("attributes",))
+def test_render__values_json_has_no_word_for_travel_as_text() -> None:
+    template = make_template(fields=("ip", "score", "scores", "wait"))
 
-    with pytest.raises(TypeError, match="cannot put a object into a message"):
-        template.render([(1, object())], produced_at=PRODUCED_AT)
+    [message] = template.render(
+        [
+            (
+                1,
+                ipaddress.ip_address("192.0.2.7"),
+                math.nan,
+                [math.inf],
+                timedelta(days=1),
+            )
+        ],
+        produced_at=PRODUCED_AT,
+    )
+
+    assert json.loads(message.value)["recipient"]["fields"] == {
+        "ip": "192.0.2.7",
+        "score": "NaN",
+        "scores": ["Infinity"],
+        "wait": 86400.0,
+    }
 
 
 @pytest.mark.parametrize(
