@@ -10,8 +10,8 @@ venv="${VENV_DIR:-.venv}"
 
 find_python() {
     for candidate in python3.13 python3.12 python3.11 python3; do
-        if command -v "$candidate" >/dev/null &&
-            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
             echo "$candidate"
             return
         fi
@@ -22,10 +22,17 @@ find_python() {
 
 install() {
     if [ ! -x "$venv/bin/python" ]; then
-        "$(find_python)" -m venv "$venv"
+        python="$(find_python)"
+        if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+            echo "$python cannot create virtual environments; install its venv module" \
+                "(on Debian and Ubuntu: apt-get install python3-venv)" >&2
+            exit 3
+        fi
+        "$python" -m venv "$venv"
     fi
     # Reinstall only when the declared dependencies changed.
-    stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    digest="$("$venv/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:16])' pyproject.toml)"
+    stamp="$venv/.installed-$digest"
     if [ ! -e "$stamp" ]; then
         "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
         "$venv/bin/python" -m pip install --quiet -e '.[dev]' >&2

@@ -2,7 +2,7 @@
 
 Exit codes: 0 ok (also: nothing due), 1 unexpected error, 2 usage,
 3 configuration, 4 PostgreSQL, 5 Kafka, 6 a campaign failed for its own
-reason or completed with errors, 75 interrupted (the run will resume).
+reason or completed with errors, 75 reserved for a graceful stop on a signal.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ Exit codes:
   4   PostgreSQL unreachable or failing
   5   Kafka unreachable, or a run failed on delivery
   6   a campaign failed for its own reason, or completed with errors
-  75  interrupted by a signal; the run is saved and will resume
+  75  reserved: a run stopped by a signal after saving its checkpoint
 """
 
 
@@ -184,7 +184,8 @@ def cli() -> None:
     "--campaign",
     "campaign_name",
     metavar="NAME",
-    help="Run this campaign now whatever its schedule (with --at: back-fill that slot).",
+    help="Run this campaign now whatever its schedule; with --at, back-fill that"
+    " slot, resuming its run at the checkpoint if an earlier attempt stopped early.",
 )
 @click.option(
     "--force", is_flag=True, help="With --campaign: run it even if it is paused."
@@ -212,7 +213,7 @@ def execute(
       campaigner execute                             # what cron runs
       campaigner execute --at 2026-12-03T09:00       # as if it were 09:00 UTC
       campaigner execute --campaign welcome          # one campaign, now
-      campaigner execute --campaign welcome --at 2026-12-03T09:00+01:00
+      campaigner execute --campaign welcome --at 2026-12-03T09:00+01:00  # back-fill
     """
     from campaigner import runner
 

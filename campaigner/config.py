@@ -8,6 +8,7 @@ the TOML file, and are masked wherever settings are shown.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from campaigner.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CAMPAIGNER_"
 # CAMPAIGNER_KAFKA__SASL_PASSWORD=... sets the librdkafka property sasl.password.
@@ -189,6 +192,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             f"config file {path} is not valid TOML: {exc}"
         ) from exc
 
+    warn_if_readable_by_others(path)
     unknown = set(document) - set(FIELD_TYPES) - {"kafka"}
     if unknown:
         raise ConfigurationError(
@@ -201,6 +205,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
         )
     document["kafka_properties"] = kafka
     return document
+
+
+def warn_if_readable_by_others(path: Path) -> None:
+    if path.stat().st_mode & 0o077:
+        logger.warning(
+            "config file %s can be read by other users; it may hold secrets"
+            " (chmod 600 %s)",
+            path,
+            path,
+            extra={"event": "config_file_readable"},
+        )
 
 
 def kafka_properties_from_env(environ: Mapping[str, str]) -> dict[str, str]:

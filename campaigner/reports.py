@@ -59,6 +59,12 @@ def preview_due(
         return Preview(campaign.name, "already_claimed", slot)
     try:
         cohort.check_cohort_shape(campaign.name, campaign.cohort)
+        cohort.check_fields(campaign.name, campaign.message_fields)
+        with db.translated("reading the customer table's columns"):
+            columns = cohort.customer_columns(conn, settings)
+        cohort.check_fields_exist(
+            campaign.name, campaign.message_fields, columns, settings.customer_table
+        )
         size = cohort.count(
             conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
         )

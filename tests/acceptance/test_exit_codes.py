@@ -152,6 +152,7 @@ def test_exit_3__configuration(
 def test_exit_3__invalid_config_file(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "campaigner.toml"
     path.write_text('databse_url = "postgresql://localhost/crm"\n')
+    path.chmod(0o600)
 
     code, stdout, stderr = run_cli(
         "list", "--config", str(path), database_url=closed_port_url()
@@ -162,6 +163,21 @@ def test_exit_3__invalid_config_file(tmp_path: pathlib.Path) -> None:
         "",
         f"error: config file {path}: unknown setting(s) databse_url\n",
     )
+
+
+def test_config_file__readable_by_others_is_warned_about(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "campaigner.toml"
+    path.write_text("connect_timeout = 1\n")
+    path.chmod(0o644)
+
+    code, _, stderr = run_cli(
+        "list", "--config", str(path), database_url=closed_port_url()
+    )
+
+    assert code == 4
+    assert f"WARNING config file {path} can be read by other users" in stderr
 
 
 def test_exit_3__unknown_kafka_property_with_a_due_campaign(

@@ -228,12 +228,17 @@ def test_execute__two_processes_at_the_same_tick_deliver_once(
         database_url=settings.database_url,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
     )
-    command = cli_command("execute", "--at", TICK_TEXT, "--kafka-timeout", "10")
+    command = cli_command(
+        "execute", "--at", TICK_TEXT, "--kafka-timeout", "10", "--json"
+    )
 
     results = run_together(command, env=env, count=2)
 
     messages = read_back(settings.kafka_bootstrap_servers, topic, expected=6_000)
-    assert results == [(0, "", ""), (0, "", "")]
+    assert [(code, stderr) for code, _, stderr in results] == [(0, ""), (0, "")]
+    assert sorted(
+        outcome["status"] for _, stdout, _ in results for outcome in json.loads(stdout)
+    ) == ["already_claimed", "succeeded"]
     assert [(r["status"], r["matched"], r["produced"]) for r in run_rows(db)] == [
         ("succeeded", 6_000, 6_000)
     ]
