@@ -162,7 +162,9 @@ def test_embedded_postgres__start_failure_raises_log_tail_and_cleans_up(
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        monkeypatch.setattr(embedded, "free_port", lambda: squatter.getsockname()[1])
+        monkeypatch.setattr(
+            embedded.postgres, "free_port", lambda: squatter.getsockname()[1]
+        )
         server = EmbeddedPostgres(base_dir=nobody_reachable_dir)
         with pytest.raises(EmbeddedServerError, match="server log tail") as caught:
             server.start()

