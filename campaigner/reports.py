@@ -10,7 +10,7 @@ import psycopg
 from campaigner import cohort, db, errors, ledger
 from campaigner.campaigns import Campaign, load_campaigns
 from campaigner.config import Settings
-from campaigner.runner import plan
+from campaigner.planning import plan
 from campaigner.scheduling import Schedule, truncate_to_minute
 
 NEXT_FIRES_SHOWN = 3
@@ -41,7 +41,9 @@ def dry_run(
             campaigns = load_campaigns(conn, statuses=("active",))
             conn.commit()
         dues, invalid = plan(campaigns, tick=tick)
-        previews = [Preview(o.campaign, "invalid", error=o.error) for o in invalid]
+        previews = [
+            Preview(i.campaign.name, "invalid", error=i.message) for i in invalid
+        ]
         for due in dues:
             previews.append(
                 preview_due(conn, settings, due.campaign, due.scheduled_for)

@@ -18,12 +18,13 @@ from typing import Any
 
 import psycopg
 
-from campaigner import cohort, db, errors, ledger
+from campaigner import cohort, db, errors, ledger, planning
 from campaigner.campaigns import Campaign, load_campaign, load_campaigns
 from campaigner.config import Settings
 from campaigner.envelope import EnvelopeTemplate
 from campaigner.kafka_sink import KafkaSink
-from campaigner.scheduling import Schedule, due_slot, truncate_to_minute
+from campaigner.planning import Due
+from campaigner.scheduling import truncate_to_minute
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +32,6 @@ logger = logging.getLogger(__name__)
 STOPS_THE_INVOCATION = (errors.EXIT_CONFIG, errors.EXIT_DATABASE, errors.EXIT_KAFKA)
 # Reading starts below every possible key of a bigint column.
 FIRST_KEY = -(2**63)
-
-
-@dataclasses.dataclass(frozen=True)
-class Due:
-    """A slot a campaign owes now."""
-
-    campaign: Campaign
-    scheduled_for: datetime
-    manual: bool = False
-    # Asked for with --campaign --at: may take over an unfinished run of the slot.
-    backfill: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,16 +114,15 @@ def execute(
             now = context.database_now()
             if campaign_name is None:
                 tick = truncate_to_minute(at or now)
-                check_not_future(tick, now=now)
+                planning.check_not_future(tick, now=now)
                 context.clock_offset = tick - truncate_to_minute(now)
                 campaigns = load_campaigns(context.control, statuses=("active",))
-                dues, outcomes = plan(campaigns, tick=tick)
+                dues, invalid = planning.plan(campaigns, tick=tick)
             else:
                 campaign = load_campaign(context.control, campaign_name)
-                dues, outcomes = plan_one(campaign, at=at, now=now, force=force)
+                dues, invalid = planning.plan_one(campaign, at=at, now=now, force=force)
             warn_about_unfinished_runs(context.control)
-        for outcome in outcomes:
-            logger.error("%s", outcome.error, extra={"event": "campaign_invalid"})
+        outcomes = [invalid_outcome(problem) for problem in invalid]
         for index, due in enumerate(dues):
             outcome = fire(context, due)
             outcomes.append(outcome)
@@ -141,15 +130,6 @@ def execute(
                 outcomes.extend(skipped(dues[index + 1 :], outcome))
                 break
         return outcomes
-
-
-def check_not_future(tick: datetime, *, now: datetime) -> None:
-    if tick > truncate_to_minute(now):
-        raise errors.UsageError(
-            f"--at {tick.isoformat()} is in the future (the database's clock reads"
-            f" {now.isoformat(timespec='seconds')}): executing it would claim slots"
-            " before their time; use dry-run to preview a future tick"
-        )
 
 
 def warn_about_unfinished_runs(conn: psycopg.Connection) -> None:
@@ -174,70 +154,18 @@ def warn_about_unfinished_runs(conn: psycopg.Connection) -> None:
         )
 
 
-def plan(
-    campaigns: list[Campaign], *, tick: datetime
-) -> tuple[list[Due], list[Outcome]]:
-    """The slots due at `tick`, and the campaigns whose schedule cannot be evaluated."""
-    # TODO: slots skipped while no execute ran (beyond the grace) are not yet
-    # recorded as missed in campaign_runs; they are silently not sent. Record them
-    # once the missed-slot bookkeeping lands.
-    dues: list[Due] = []
-    invalid: list[Outcome] = []
-    for campaign in campaigns:
-        try:
-            schedule = Schedule.parse(campaign.schedule, campaign.timezone)
-            slot = due_slot(
-                schedule,
-                tick=tick,
-                grace=campaign.grace,
-                active_from=campaign.active_from,
-                active_until=campaign.active_until,
-            )
-        except errors.InvalidSchedule as exc:
-            invalid.append(invalid_outcome(campaign, exc))
-            continue
-        if slot is not None:
-            dues.append(Due(campaign, slot))
-    return dues, invalid
-
-
-def plan_one(
-    campaign: Campaign, *, at: datetime | None, now: datetime, force: bool
-) -> tuple[list[Due], list[Outcome]]:
-    """A manual run now, or the back-fill of the scheduled slot `at`."""
-    if campaign.status != "active" and not force:
-        raise errors.UsageError(
-            f"campaign {campaign.name!r} is {campaign.status};"
-            " add --force to run it anyway"
-        )
-    if at is None:
-        return [Due(campaign, now, manual=True)], []
-    try:
-        schedule = Schedule.parse(campaign.schedule, campaign.timezone)
-    except errors.InvalidSchedule as exc:
-        return [], [invalid_outcome(campaign, exc)]
-    if schedule.latest_slot(at) != at:
-        following = schedule.next_slots(after=at, count=1)[0]
-        raise errors.UsageError(
-            f"campaign {campaign.name!r}: {at.isoformat()} is not one of its slots"
-            f" (the next one after it is {following.isoformat()})"
-        )
-    if at > now:
-        raise errors.UsageError(
-            f"campaign {campaign.name!r}: slot {at.isoformat()} has not come yet"
-        )
-    if now >= at + campaign.deadline:
-        raise errors.UsageError(
-            f"campaign {campaign.name!r}: slot {at.isoformat()} is past its deadline"
-            f" ({(at + campaign.deadline).isoformat()}); its messages would arrive"
-            " expired"
-        )
-    return [Due(campaign, at, backfill=True)], []
-
-
-def invalid_outcome(campaign: Campaign, exc: errors.CampaignerError) -> Outcome:
-    message = f"campaign {campaign.name!r}: {exc.message}"
-    return Outcome(campaign.name, "invalid", error=message, exit_code=exc.exit_code)
+def invalid_outcome(problem: planning.Invalid) -> Outcome:
+    logger.error(
+        "%s",
+        problem.message,
+        extra={"event": "campaign_invalid", "campaign_id": problem.campaign.id},
+    )
+    return Outcome(
+        problem.campaign.name,
+        "invalid",
+        error=problem.message,
+        exit_code=problem.error.exit_code,
+    )
 
 
 def skipped(dues: list[Due], cause: Outcome) -> Iterator[Outcome]:
