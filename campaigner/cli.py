@@ -61,58 +61,73 @@ def parse_instant(
     return moment.astimezone(UTC)
 
 
-def settings_options(command: F) -> F:
-    """Options every command that talks to a server shares; nothing connects here.
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of settings and a [kafka] table of librdkafka properties."
+    " [env: CAMPAIGNER_CONFIG]",
+)
+VERBOSE_OPTION = click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: INFO logs (one line per run); -vv: DEBUG and tracebacks.",
+)
+DATABASE_OPTIONS = [
+    click.option(
+        "--connect-timeout",
+        type=click.IntRange(min=1),
+        metavar="SECONDS",
+        help="How long connecting to PostgreSQL may take."
+        " [env: CAMPAIGNER_CONNECT_TIMEOUT; default: 10]",
+    ),
+    click.option(
+        "--statement-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="How long each cohort query may take."
+        " [env: CAMPAIGNER_STATEMENT_TIMEOUT; default: 300]",
+    ),
+]
+KAFKA_OPTIONS = [
+    click.option(
+        "--kafka-bootstrap-servers",
+        metavar="HOST:PORT[,...]",
+        help="Kafka brokers. [env: CAMPAIGNER_KAFKA_BOOTSTRAP_SERVERS,"
+        " KAFKA_BOOTSTRAP_SERVERS; default: localhost:9092]",
+    ),
+    click.option(
+        "--kafka-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="How long reaching Kafka, and each message's confirmation, may"
+        " take. [env: CAMPAIGNER_KAFKA_TIMEOUT; default: 30]",
+    ),
+]
+
+
+def settings_options(*, kafka: bool) -> Callable[[F], F]:
+    """The options of a command that talks to PostgreSQL (and Kafka); nothing
+    connects here.
 
     Their CAMPAIGNER_* twins are read by campaigner.config, not by click, so that
     a bad value in the environment is a configuration error (exit 3) naming the
     variable, while a bad flag stays a usage error (exit 2).
     """
     options = [
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="TOML file of settings and a [kafka] table of librdkafka"
-            " properties. [env: CAMPAIGNER_CONFIG]",
-        ),
-        click.option(
-            "--kafka-bootstrap-servers",
-            metavar="HOST:PORT[,...]",
-            help="Kafka brokers. [env: CAMPAIGNER_KAFKA_BOOTSTRAP_SERVERS,"
-            " KAFKA_BOOTSTRAP_SERVERS; default: localhost:9092]",
-        ),
-        click.option(
-            "--kafka-timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            metavar="SECONDS",
-            help="How long reaching Kafka, and each message's confirmation, may"
-            " take. [env: CAMPAIGNER_KAFKA_TIMEOUT; default: 30]",
-        ),
-        click.option(
-            "--connect-timeout",
-            type=click.IntRange(min=1),
-            metavar="SECONDS",
-            help="How long connecting to PostgreSQL may take."
-            " [env: CAMPAIGNER_CONNECT_TIMEOUT; default: 10]",
-        ),
-        click.option(
-            "--statement-timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            metavar="SECONDS",
-            help="How long each cohort query may take."
-            " [env: CAMPAIGNER_STATEMENT_TIMEOUT; default: 300]",
-        ),
-        click.option(
-            "-v",
-            "--verbose",
-            count=True,
-            help="-v: INFO logs (one line per run); -vv: DEBUG and tracebacks.",
-        ),
+        CONFIG_OPTION,
+        *(KAFKA_OPTIONS if kafka else []),
+        *DATABASE_OPTIONS,
+        VERBOSE_OPTION,
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def build_settings(params: dict[str, Any]) -> Settings:
@@ -193,7 +208,7 @@ def cli() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the outcomes as JSON on stdout."
 )
-@settings_options
+@settings_options(kafka=True)
 @handle_errors
 def execute(
     at: datetime | None,
@@ -238,7 +253,7 @@ def execute(
     help="The tick as an ISO time (UTC without an offset) [default: the database's now()].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-@settings_options
+@settings_options(kafka=False)
 @handle_errors
 def dry_run(at: datetime | None, as_json: bool, **params: Any) -> int:
     """Show what execute would do at a tick: due campaigns and their cohort sizes.
@@ -266,7 +281,7 @@ def dry_run(at: datetime | None, as_json: bool, **params: Any) -> int:
 
 @cli.command("list", epilog=EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-@settings_options
+@settings_options(kafka=False)
 @handle_errors
 def list_command(as_json: bool, **params: Any) -> int:
     """List campaigns: status, schedule, timezone, next fire times, last run.
@@ -302,7 +317,7 @@ def db() -> None:
     is_flag=True,
     help="Also create the reference user_data table (demo and tests).",
 )
-@settings_options
+@settings_options(kafka=False)
 @handle_errors
 def upgrade(reference_schema: bool, **params: Any) -> int:
     """Apply the pending schema migrations; running it twice changes nothing.
