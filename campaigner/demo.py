@@ -48,9 +48,13 @@ DUE_AT_TICK = frozenset(
 )
 CAMPAIGNS_SQL = """
 INSERT INTO campaigns (name, schedule, timezone, channel, topic, batch_size,
-                       message_fields, cohort, template, created_at, updated_at)
+                       message_fields, cohort, template, created_at, updated_at,
+                       deadline)
 SELECT name, schedule, timezone, channel, topic, batch_size, message_fields, cohort,
-       jsonb_build_object('id', name || '-v1'), %(created)s, %(created)s
+       jsonb_build_object('id', name || '-v1'), %(created)s, %(created)s,
+       -- The demo replays a fixed tick in the past: a deadline of years keeps
+       -- its slots sendable (the default, 4 hours, would expire them).
+       interval '10 years'
 FROM (VALUES
   ('cart-recovery-push', '*/15 * * * *', 'UTC', 'push', %(push)s, 2000,
    '{push_token,first_name,language}'::text[], $$push_token IS NOT NULL

@@ -33,6 +33,7 @@ EXIT_INTERRUPTED = 75
 # exit code: an operator must first fix what breaks every campaign.
 EXIT_PRECEDENCE = (
     EXIT_BUG,
+    EXIT_USAGE,
     EXIT_CONFIG,
     EXIT_DATABASE,
     EXIT_KAFKA,

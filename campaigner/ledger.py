@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import socket
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -55,11 +55,13 @@ class Run:
     produced: int
     failed: int
     attempts: int
+    cohort: str | None
+    settings: dict[str, Any]
 
 
 RUN_COLUMNS = (
     "id, campaign_id, scheduled_for, manual, status, checkpoint,"
-    " matched, produced, failed, attempts"
+    " matched, produced, failed, attempts, cohort, settings"
 )
 
 
@@ -74,6 +76,26 @@ def run_settings(campaign: Campaign) -> dict[str, Any]:
         "batch_size": campaign.batch_size,
         "deadline_s": campaign.deadline.total_seconds(),
     }
+
+
+def as_started(campaign: Campaign, run: Run) -> Campaign:
+    """The campaign as `run` started it: editing a campaign never changes what an
+    unfinished run sends, to whom, or until when."""
+    if run.cohort is None:
+        return campaign  # a row written by hand, without its settings
+    started = run.settings
+    return dataclasses.replace(
+        campaign,
+        cohort=run.cohort,
+        channel=started.get("channel", campaign.channel),
+        topic=started.get("topic", campaign.topic),
+        template=started.get("template", campaign.template),
+        message_fields=started.get("message_fields", campaign.message_fields),
+        batch_size=started.get("batch_size", campaign.batch_size),
+        deadline=timedelta(
+            seconds=started.get("deadline_s", campaign.deadline.total_seconds())
+        ),
+    )
 
 
 def claim(
@@ -260,6 +282,18 @@ def finish(
     return run
 
 
+def find_run(
+    conn: psycopg.Connection, campaign_id: int, scheduled_for: datetime
+) -> Run | None:
+    with conn.cursor(row_factory=class_row(Run)) as cur:
+        cur.execute(
+            f"SELECT {RUN_COLUMNS} FROM campaign_runs"
+            " WHERE campaign_id = %s AND scheduled_for = %s",
+            [campaign_id, scheduled_for],
+        )
+        return cur.fetchone()
+
+
 def is_claimed(
     conn: psycopg.Connection, campaign_id: int, scheduled_for: datetime
 ) -> bool:
@@ -301,7 +335,9 @@ def last_runs(conn: psycopg.Connection) -> dict[int, LastRun]:
 @dataclasses.dataclass(frozen=True)
 class UnfinishedRun:
     id: int
+    campaign_id: int
     campaign: str
+    campaign_status: str
     scheduled_for: datetime
     status: str
     checkpoint: int | None
@@ -314,7 +350,8 @@ def unfinished_runs(conn: psycopg.Connection) -> list[UnfinishedRun]:
     with conn.cursor(row_factory=class_row(UnfinishedRun)) as cur:
         cur.execute(
             f"""
-            SELECT r.id, c.name AS campaign, r.scheduled_for, r.status, r.checkpoint
+            SELECT r.id, r.campaign_id, c.name AS campaign, c.status AS campaign_status,
+                   r.scheduled_for, r.status, r.checkpoint
             FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id
             WHERE (r.status = 'interrupted'
                    OR (r.status = 'failed' AND r.retryable)

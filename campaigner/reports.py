@@ -21,7 +21,7 @@ class Preview:
     """What `execute` would do for one campaign at a tick."""
 
     campaign: str
-    state: str  # due, already_claimed, invalid
+    state: str  # due, already_claimed, past_deadline, invalid
     scheduled_for: datetime | None = None
     cohort_size: int | None = None
     error: str | None = None
@@ -37,7 +37,8 @@ def dry_run(
     with db.connect(settings, purpose="dry-run", autocommit=False) as conn:
         conn.read_only = True
         with db.translated("loading campaigns"):
-            tick = truncate_to_minute(at or database_now(conn))
+            now = database_now(conn)
+            tick = truncate_to_minute(at or now)
             campaigns = load_campaigns(conn, statuses=("active",))
             conn.commit()
         dues, invalid = plan(campaigns, tick=tick)
@@ -45,6 +46,11 @@ def dry_run(
             Preview(i.campaign.name, "invalid", error=i.message) for i in invalid
         ]
         for due in dues:
+            if now >= due.scheduled_for + due.campaign.deadline:
+                previews.append(
+                    Preview(due.campaign.name, "past_deadline", due.scheduled_for)
+                )
+                continue
             previews.append(
                 preview_due(conn, settings, due.campaign, due.scheduled_for)
             )

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -57,9 +57,6 @@ class Context:
     def __init__(self, settings: Settings, stack: ExitStack) -> None:
         self.settings = settings
         self.stack = stack
-        # `execute --at T` runs as if the clock read T: deadlines are measured on
-        # that clock, so a rehearsal at a past tick is not expired on arrival.
-        self.clock_offset = timedelta(0)
         self.control = stack.enter_context(db.connect(settings, purpose="control"))
         self._reader: psycopg.Connection | None = None
         self._sink: KafkaSink | None = None
@@ -89,9 +86,9 @@ class Context:
         return self._columns
 
     def now(self) -> datetime:
-        """The clock deadlines are measured on: local time, shifted like --at. The
-        local clock is close enough to the database's for deadlines of hours."""
-        return datetime.now(UTC) + self.clock_offset
+        """The clock deadlines are measured on during a run: the local one, close
+        enough to the database's for deadlines of minutes or hours."""
+        return datetime.now(UTC)
 
     def database_now(self) -> datetime:
         with db.translated("reading the clock"):
@@ -115,13 +112,14 @@ def execute(
             if campaign_name is None:
                 tick = truncate_to_minute(at or now)
                 planning.check_not_future(tick, now=now)
-                context.clock_offset = tick - truncate_to_minute(now)
                 campaigns = load_campaigns(context.control, statuses=("active",))
                 dues, invalid = planning.plan(campaigns, tick=tick)
+                dues = drop_past_deadline(dues, now=now)
             else:
                 campaign = load_campaign(context.control, campaign_name)
                 dues, invalid = planning.plan_one(campaign, at=at, now=now, force=force)
-            warn_about_unfinished_runs(context.control)
+            resuming = {(d.campaign.id, d.scheduled_for) for d in dues if d.backfill}
+            warn_about_unfinished_runs(context.control, resuming=resuming)
         outcomes = [invalid_outcome(problem) for problem in invalid]
         for index, due in enumerate(dues):
             outcome = fire(context, due)
@@ -132,17 +130,42 @@ def execute(
         return outcomes
 
 
-def warn_about_unfinished_runs(conn: psycopg.Connection) -> None:
+def drop_past_deadline(dues: list[Due], *, now: datetime) -> list[Due]:
+    """The dues whose messages would not arrive expired; the others are warned about.
+
+    Only a tick replayed with --at, or a deadline shorter than the grace, gets here.
+    """
+    kept = []
+    for due in dues:
+        if now < due.scheduled_for + due.campaign.deadline:
+            kept.append(due)
+            continue
+        logger.warning(
+            "campaign %r: slot %s is past its deadline (%s); not sent",
+            due.campaign.name,
+            due.scheduled_for.isoformat(),
+            (due.scheduled_for + due.campaign.deadline).isoformat(),
+            extra={"event": "slot_past_deadline", "campaign_id": due.campaign.id},
+        )
+    return kept
+
+
+def warn_about_unfinished_runs(
+    conn: psycopg.Connection, *, resuming: set[tuple[int, datetime]]
+) -> None:
     # TODO: unfinished runs (failed on delivery, interrupted, or left running by
     # a process that died) are not yet resumed automatically by the next execute;
     # operators see this warning at every execute until they resume the run by
     # hand or its deadline passes. Replace it with the automatic takeover once
     # resumable runs land.
     for run in ledger.unfinished_runs(conn):
+        if (run.campaign_id, run.scheduled_for) in resuming:
+            continue
         state = "lost its process" if run.status == "running" else run.status
+        force = "" if run.campaign_status == "active" else " --force"
         logger.warning(
             "campaign %r: run %d (slot %s) %s after user id %s; resume it with"
-            " `campaigner execute --campaign %s --at %s`",
+            " `campaigner execute --campaign %s --at %s%s`",
             run.campaign,
             run.id,
             run.scheduled_for.isoformat(),
@@ -150,6 +173,7 @@ def warn_about_unfinished_runs(conn: psycopg.Connection) -> None:
             run.checkpoint,
             run.campaign,
             run.scheduled_for.isoformat(),
+            force,
             extra={"event": "run_unfinished", "run_id": run.id},
         )
 
@@ -211,15 +235,22 @@ def fire(context: Context, due: Due) -> Outcome:
             extra={"event": "slot_already_claimed", "campaign_id": due.campaign.id},
         )
         return Outcome(due.campaign.name, "already_claimed", due.scheduled_for)
-    ending = run_to_the_end(context, due.campaign, run)
-    return close_run(context, due.campaign, run, ending, started=started)
+    campaign = ledger.as_started(due.campaign, run)
+    ending = run_to_the_end(context, campaign, run)
+    return close_run(context, campaign, run, ending, started=started)
 
 
 def claim(context: Context, due: Due) -> ledger.Run | None:
     """Check the campaign, then claim its slot. What can be fixed quickly (a
     missing topic, a typo in a field, the broker being down) is checked before
-    the claim, so that the slot still fires once fixed, within its grace."""
+    the claim, so that the slot still fires once fixed, within its grace. A
+    back-fill is checked as the run it resumes started, if there is one."""
     campaign = due.campaign
+    if due.backfill:
+        with db.translated("looking for the slot's run"):
+            earlier = ledger.find_run(context.control, campaign.id, due.scheduled_for)
+        if earlier is not None:
+            campaign = ledger.as_started(campaign, earlier)
     cohort.check_cohort_shape(campaign.name, campaign.cohort)
     cohort.check_fields(campaign.name, campaign.message_fields)
     with db.translated("reading the customer table's columns"):
@@ -277,6 +308,8 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
                 error=f"unexpected {type(exc).__name__}: {exc}",
             )
         raise
+    # Earlier attempts of a resumed run count too.
+    refused += run.failed
     if refused:
         message = f"campaign {campaign.name!r}: {refused} recipient(s) refused for good"
         return Ending("completed_with_errors", message, exit_code=errors.EXIT_CAMPAIGN)

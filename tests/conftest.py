@@ -177,6 +177,11 @@ def user_ids(conn: psycopg.Connection[Any], cohort: str) -> list[int]:
     return [row[0] for row in conn.execute(query)]
 
 
+# Most tests replay a fixed tick in the past; a deadline of years keeps its
+# slots sendable. Tests of deadlines pass their own.
+REPLAY_DEADLINE = timedelta(days=3650)
+
+
 def insert_campaign(
     conn: psycopg.Connection[Any],
     *,
@@ -193,15 +198,17 @@ def insert_campaign(
     grace: timedelta | None = None,
     active_from: datetime | None = None,
     active_until: datetime | None = None,
+    deadline: timedelta = REPLAY_DEADLINE,
 ) -> int:
     """Insert a campaign row as an operator would, and return its id."""
     row = conn.execute(
         """
         INSERT INTO campaigns (
             name, schedule, timezone, cohort, channel, topic, template,
-            message_fields, batch_size, status, grace, active_from, active_until)
+            message_fields, batch_size, status, grace, active_from, active_until,
+            deadline)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                coalesce(%s, '15 minutes'::interval), %s, %s)
+                coalesce(%s, '15 minutes'::interval), %s, %s, %s)
         RETURNING id
         """,
         [
@@ -218,6 +225,7 @@ def insert_campaign(
             grace,
             active_from,
             active_until,
+            deadline,
         ],
     ).fetchone()
     assert row is not None

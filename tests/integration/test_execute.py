@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from campaigner import envelope, ledger, runner
 from campaigner.config import Settings
@@ -469,7 +470,7 @@ def test_execute__back_fill_refuses_an_instant_that_is_not_a_slot(
 def test_execute__back_fill_refuses_a_slot_past_its_deadline(
     db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
-    insert_campaign(db, name="mornings", topic=topic)
+    insert_campaign(db, name="mornings", topic=topic, deadline=timedelta(hours=4))
 
     result = invoke_cli(
         "execute", "--campaign", "mornings", "--at", TICK_TEXT, settings=settings
@@ -496,6 +497,96 @@ def test_execute__back_fill_never_repeats_a_slot_that_succeeded(
     assert [(o.status, o.exit_code) for o in outcomes] == [("not_started", 2)]
     assert "already ran (run 1, succeeded)" in str(outcomes[0].error)
     assert len(read_back(settings.kafka_bootstrap_servers, topic, expected=30)) == 30
+
+
+def test_execute_cli__refused_back_fill_exits_2(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 5)
+    insert_campaign(db, name="minutely", topic=topic, schedule="* * * * *")
+    slot = recent_slot(db)
+    runner.execute(settings, at=slot)
+
+    result = invoke_cli(
+        "execute", "--campaign", "minutely", "--at", slot.isoformat(), settings=settings
+    )
+
+    assert result.exit_code == 2
+    assert "already ran (run 1, succeeded); it is never sent twice" in result.stderr
+
+
+def test_execute__replayed_tick_past_its_deadline_is_not_sent(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 5)
+    insert_campaign(db, name="mornings", topic=topic, deadline=timedelta(hours=4))
+
+    result = invoke_cli("execute", "--at", TICK_TEXT, settings=settings)
+
+    assert result.exit_code == 0
+    assert (
+        "campaign 'mornings': slot 2025-06-02T09:00:00+00:00 is past its deadline"
+        " (2025-06-02T13:00:00+00:00); not sent" in result.stderr
+    )
+    assert run_rows(db) == []
+
+
+def test_execute__resumed_run_keeps_the_cohort_it_started_with(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 40)
+    campaign_id = insert_campaign(db, name="edited", topic=topic, schedule="* * * * *")
+    slot = recent_slot(db)
+    insert_stranded_run(db, campaign_id, checkpoint=10, slot=slot)
+    db.execute(
+        "UPDATE campaign_runs SET cohort = 'id <= 20', settings = %s",
+        [Jsonb({"topic": topic, "message_fields": ["email"], "batch_size": 3})],
+    )
+    db.execute("UPDATE campaigns SET cohort = 'id > 30', topic = 'elsewhere'")
+
+    runner.execute(settings, campaign_name="edited", at=slot)
+
+    messages = read_back(settings.kafka_bootstrap_servers, topic, expected=10)
+    assert sorted(int(key) for key, _, _ in messages) == list(range(11, 21))
+    assert {tuple(value["recipient"]["fields"]) for _, value, _ in messages} == {
+        ("email",)
+    }
+
+
+def test_execute__resumed_run_remembers_recipients_refused_earlier(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 20)
+    campaign_id = insert_campaign(
+        db, name="refusals", topic=topic, schedule="* * * * *"
+    )
+    slot = recent_slot(db)
+    insert_stranded_run(db, campaign_id, checkpoint=10, slot=slot)
+    db.execute("UPDATE campaign_runs SET failed = 1, produced = 9")
+
+    [outcome] = runner.execute(settings, campaign_name="refusals", at=slot)
+
+    assert (outcome.status, outcome.failed, outcome.exit_code) == (
+        "completed_with_errors",
+        1,
+        6,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="slots skipped while no execute ran are not recorded as missed yet",
+)
+def test_execute__slot_beyond_the_grace_is_recorded_as_missed(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_campaign(db, name="mornings", topic=topic, grace=timedelta(minutes=5))
+
+    runner.execute(settings, at=TICK + timedelta(minutes=30))
+
+    assert [(r["status"], r["scheduled_for"]) for r in run_rows(db)] == [
+        ("missed", TICK)
+    ]
 
 
 def test_execute__refuses_a_future_tick(
