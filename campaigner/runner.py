@@ -13,16 +13,14 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import psycopg
 
-from campaigner import cohort, db, errors, ledger, planning
+from campaigner import cohort, db, errors, ledger, planning, streaming
 from campaigner.campaigns import Campaign, load_campaign, load_campaigns
 from campaigner.config import Settings
-from campaigner.envelope import EnvelopeTemplate
-from campaigner.kafka_sink import KafkaSink
+from campaigner.context import Context
 from campaigner.planning import Due
 from campaigner.scheduling import truncate_to_minute
 
@@ -30,8 +28,6 @@ logger = logging.getLogger(__name__)
 
 # Failures that every later campaign of this invocation would meet too.
 STOPS_THE_INVOCATION = (errors.EXIT_CONFIG, errors.EXIT_DATABASE, errors.EXIT_KAFKA)
-# Reading starts below every possible key of a bigint column.
-FIRST_KEY = -(2**63)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,52 +45,6 @@ class Outcome:
     duration_s: float = 0.0
     error: str | None = None
     exit_code: int = errors.EXIT_OK
-
-
-class Context:
-    """Connections shared by the runs of one invocation, opened when first needed."""
-
-    def __init__(self, settings: Settings, stack: ExitStack) -> None:
-        self.settings = settings
-        self.stack = stack
-        self.control = stack.enter_context(db.connect(settings, purpose="control"))
-        self._reader: psycopg.Connection | None = None
-        self._sink: KafkaSink | None = None
-        self._columns: dict[str, str] | None = None
-
-    @property
-    def reader(self) -> psycopg.Connection:
-        if self._reader is None:
-            self._reader = self.stack.enter_context(
-                db.connect(self.settings, purpose="cohort", autocommit=False)
-            )
-            self._reader.read_only = True
-        return self._reader
-
-    @property
-    def sink(self) -> KafkaSink:
-        if self._sink is None:
-            sink = KafkaSink(self.settings)
-            sink.connect()
-            self._sink = sink
-            self.stack.callback(sink.close)
-        return self._sink
-
-    def customer_columns(self) -> dict[str, str]:
-        if self._columns is None:
-            self._columns = cohort.customer_columns(self.control, self.settings)
-        return self._columns
-
-    def now(self) -> datetime:
-        """The clock deadlines are measured on during a run: the local one, close
-        enough to the database's for deadlines of minutes or hours."""
-        return datetime.now(UTC)
-
-    def database_now(self) -> datetime:
-        with db.translated("reading the clock"):
-            row = self.control.execute("SELECT now()").fetchone()
-        assert row is not None
-        return row[0].astimezone(UTC)  # type: ignore[no-any-return]
 
 
 def execute(
@@ -291,7 +241,7 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
         extra={"event": "run_started", "campaign_id": campaign.id, "run_id": run.id},
     )
     try:
-        refused = stream(context, campaign, run)
+        refused = streaming.stream(context, campaign, run)
     except errors.DeadlinePassed as exc:
         return Ending("expired", exc.message, exit_code=exc.exit_code)
     except errors.CampaignerError as exc:
@@ -380,81 +330,3 @@ def log_outcome(campaign: Campaign, outcome: Outcome) -> None:
 
 def format_slot(outcome: Outcome) -> str:
     return outcome.scheduled_for.isoformat() if outcome.scheduled_for else "-"
-
-
-def stream(context: Context, campaign: Campaign, run: ledger.Run) -> int:
-    """Produce one message per cohort row, batch by batch, each confirmed before the
-    checkpoint moves past it. Returns how many recipients were refused for good."""
-    template = envelope_template(campaign, run)
-    batches = cohort.read_batches(
-        context.reader,
-        context.settings,
-        campaign_name=campaign.name,
-        cohort=campaign.cohort,
-        fields=campaign.message_fields,
-        after=FIRST_KEY if run.checkpoint is None else run.checkpoint,
-        batch_size=campaign.batch_size,
-    )
-    refused = 0
-    for batch_no, rows in enumerate(batches, start=1):
-        check_deadline(campaign, template.expires_at, now=context.now())
-        refused += send_batch(context, campaign, run, template, rows)
-        logger.debug(
-            "campaign %r: batch %d confirmed (%d rows)",
-            campaign.name,
-            batch_no,
-            len(rows),
-            extra={
-                "event": "batch_confirmed",
-                "run_id": run.id,
-                "batch_no": batch_no,
-                "rows": len(rows),
-            },
-        )
-    return refused
-
-
-def envelope_template(campaign: Campaign, run: ledger.Run) -> EnvelopeTemplate:
-    return EnvelopeTemplate(
-        campaign_id=campaign.id,
-        campaign_name=campaign.name,
-        channel=campaign.channel,
-        template=campaign.template,
-        run_id=run.id,
-        scheduled_for=run.scheduled_for,
-        manual=run.manual,
-        expires_at=run.scheduled_for + campaign.deadline,
-        fields=campaign.message_fields,
-    )
-
-
-def check_deadline(campaign: Campaign, expires_at: datetime, *, now: datetime) -> None:
-    if now >= expires_at:
-        raise errors.DeadlinePassed(
-            f"campaign {campaign.name!r}: deadline {expires_at.isoformat()} passed"
-            " before the end of the cohort; the rest is not sent"
-        )
-
-
-def send_batch(
-    context: Context,
-    campaign: Campaign,
-    run: ledger.Run,
-    template: EnvelopeTemplate,
-    rows: list[tuple[Any, ...]],
-) -> int:
-    """Produce one batch, wait for all its delivery reports, then move the
-    checkpoint past it. Returns how many recipients were refused for good."""
-    messages = template.render(rows, produced_at=datetime.now(UTC))
-    flight = context.sink.send(campaign.topic, messages)
-    context.sink.wait(flight, campaign_name=campaign.name, topic=campaign.topic)
-    with db.translated("saving the checkpoint"):
-        ledger.record_progress(
-            context.control,
-            run.id,
-            checkpoint=rows[-1][0],
-            matched=len(rows),
-            produced=flight.confirmed,
-            refused=flight.refused,
-        )
-    return len(flight.refused)

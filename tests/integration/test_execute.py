@@ -120,7 +120,7 @@ def test_execute__large_cohort_streamed_in_batches_each_recipient_once(
         message_fields=("email", "country", "lifetime_value", "attributes"),
         batch_size=5_000,
     )
-    caplog.set_level(logging.DEBUG, logger="campaigner.runner")
+    caplog.set_level(logging.DEBUG, logger="campaigner.streaming")
     validator = jsonschema.Draft202012Validator(envelope_schema())
 
     outcomes = runner.execute(settings, at=TICK)
