@@ -71,9 +71,15 @@ def plan(
 
 
 def plan_one(
-    campaign: Campaign, *, at: datetime | None, now: datetime, force: bool
+    campaign: Campaign,
+    *,
+    at: datetime | None,
+    now: datetime,
+    force: bool,
+    has_run: bool = False,
 ) -> tuple[list[Due], list[Invalid]]:
-    """A manual run now, or the back-fill of the scheduled slot `at`."""
+    """A manual run now, or the back-fill of the slot `at`: one of the schedule's,
+    or any instant that already has a run (a manual run to resume, say)."""
     if campaign.status != "active" and not force:
         raise errors.UsageError(
             f"campaign {campaign.name!r} is {campaign.status};"
@@ -81,16 +87,8 @@ def plan_one(
         )
     if at is None:
         return [Due(campaign, now, manual=True)], []
-    try:
-        schedule = Schedule.parse(campaign.schedule, campaign.timezone)
-    except errors.InvalidSchedule as exc:
-        return [], [Invalid(campaign, exc)]
-    if schedule.latest_slot(at) != at:
-        following = schedule.next_slots(after=at, count=1)[0]
-        raise errors.UsageError(
-            f"campaign {campaign.name!r}: {at.isoformat()} is not one of its slots"
-            f" (the next one after it is {following.isoformat()})"
-        )
+    if not has_run:
+        check_is_slot(campaign, at)
     if at > now:
         raise errors.UsageError(
             f"campaign {campaign.name!r}: slot {at.isoformat()} has not come yet"
@@ -102,3 +100,18 @@ def plan_one(
             " expired"
         )
     return [Due(campaign, at, backfill=True)], []
+
+
+def check_is_slot(campaign: Campaign, at: datetime) -> None:
+    try:
+        schedule = Schedule.parse(campaign.schedule, campaign.timezone)
+    except errors.InvalidSchedule as exc:
+        raise errors.CampaignFailed(
+            f"campaign {campaign.name!r}: {exc.message}"
+        ) from None
+    if schedule.latest_slot(at) != at:
+        following = schedule.next_slots(after=at, count=1)[0]
+        raise errors.UsageError(
+            f"campaign {campaign.name!r}: {at.isoformat()} is not one of its slots"
+            f" (the next one after it is {following.isoformat()})"
+        )

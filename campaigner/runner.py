@@ -67,7 +67,14 @@ def execute(
                 dues = drop_past_deadline(dues, now=now)
             else:
                 campaign = load_campaign(context.control, campaign_name)
-                dues, invalid = planning.plan_one(campaign, at=at, now=now, force=force)
+                earlier = (
+                    ledger.find_run(context.control, campaign.id, at) if at else None
+                )
+                if earlier is not None:
+                    campaign = ledger.as_started(campaign, earlier)
+                dues, invalid = planning.plan_one(
+                    campaign, at=at, now=now, force=force, has_run=earlier is not None
+                )
             resuming = {(d.campaign.id, d.scheduled_for) for d in dues if d.backfill}
             warn_about_unfinished_runs(context.control, resuming=resuming)
         outcomes = [invalid_outcome(problem) for problem in invalid]
@@ -247,15 +254,23 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
     except errors.CampaignerError as exc:
         retryable = isinstance(exc, errors.KafkaError | errors.DatabaseError)
         return Ending("failed", exc.message, retryable, exc.exit_code)
-    except Exception as exc:
-        # A bug: record it on the run so that it does not look alive, then let the
-        # CLI report it (once) with its traceback.
+    except (Exception, KeyboardInterrupt) as exc:
+        # A bug or Ctrl-C: record it on the run so that it does not look alive
+        # and can be resumed at its checkpoint, then let the CLI report it once.
+        # TODO: signals do not stop a run gracefully yet (finish the batch in
+        # flight, exit 75); SIGTERM kills the process and leaves the run
+        # "running" until a later execute names it. Replace with the graceful
+        # stop once it lands.
+        interrupted = isinstance(exc, KeyboardInterrupt)
         with contextlib.suppress(psycopg.Error):
             ledger.finish(
                 context.control,
                 run.id,
-                status="failed",
-                error=f"unexpected {type(exc).__name__}: {exc}",
+                status="interrupted" if interrupted else "failed",
+                error="interrupted (SIGINT)"
+                if interrupted
+                else f"unexpected {type(exc).__name__}: {exc}",
+                retryable=True,
             )
         raise
     # Earlier attempts of a resumed run count too.

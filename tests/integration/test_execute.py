@@ -445,6 +445,24 @@ def test_execute__back_fill_resumes_an_unfinished_run_at_its_checkpoint(
     }
 
 
+def test_execute__back_fill_resumes_an_interrupted_manual_run(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 30)
+    campaign_id = insert_campaign(db, name="by-hand", topic=topic)
+    instant = recent_slot(db) + timedelta(seconds=7, microseconds=123_456)
+    run_id = insert_stranded_run(db, campaign_id, checkpoint=25, slot=instant)
+    db.execute("UPDATE campaign_runs SET status = 'interrupted', manual = true")
+
+    outcomes = runner.execute(settings, campaign_name="by-hand", at=instant)
+
+    messages = read_back(settings.kafka_bootstrap_servers, topic, expected=5)
+    assert [(o.status, o.run_id, o.manual) for o in outcomes] == [
+        ("succeeded", run_id, True)
+    ]
+    assert sorted(int(key) for key, _, _ in messages) == list(range(26, 31))
+
+
 def test_execute__back_fill_refuses_an_instant_that_is_not_a_slot(
     db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
