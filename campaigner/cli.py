@@ -2,7 +2,7 @@
 
 Exit codes: 0 ok (also: nothing due), 1 unexpected error, 2 usage,
 3 configuration, 4 PostgreSQL, 5 Kafka, 6 a campaign failed for its own
-reason or completed with errors, 75 interrupted by Ctrl-C (SIGINT).
+reason or completed with errors, 75 stopped by SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ Exit codes:
   4   PostgreSQL unreachable or failing
   5   Kafka unreachable, or a run failed on delivery
   6   a campaign failed for its own reason, or completed with errors
-  75  interrupted (Ctrl-C): the run keeps its checkpoint, to be resumed
+  75  stopped by SIGINT or SIGTERM: the run keeps its checkpoint, to be resumed
 """
 
 
@@ -155,8 +155,9 @@ def handle_errors(command: Callable[..., int | None]) -> Callable[..., None]:
             raise  # usage errors: click prints them and exits 2
         except KeyboardInterrupt:
             click.echo(
-                "error: interrupted; a run going on was marked interrupted at its"
-                " checkpoint, and the next execute names the command resuming it",
+                "error: stopped at once by a second signal; a run going on was marked"
+                " interrupted at its checkpoint, and the next execute names the"
+                " command resuming it",
                 err=True,
             )
             code = errors.EXIT_INTERRUPTED

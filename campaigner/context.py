@@ -3,12 +3,15 @@ opened when first needed and closed when it ends."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import psycopg
 
-from campaigner import cohort, db
+from campaigner import cohort, db, errors
 from campaigner.config import Settings
 from campaigner.kafka_sink import KafkaSink
 
@@ -23,6 +26,8 @@ class Context:
         self._reader: psycopg.Connection | None = None
         self._sink: KafkaSink | None = None
         self._columns: dict[str, str] | None = None
+        # Set by SIGINT or SIGTERM: the run going on stops after its batch in flight.
+        self.stop_signal: signal.Signals | None = None
 
     @property
     def reader(self) -> psycopg.Connection:
@@ -42,6 +47,14 @@ class Context:
             self.stack.callback(sink.close)
         return self._sink
 
+    def check_stop(self, what: str) -> None:
+        """Raise Interrupted if a signal asked to stop; `what` says where it stops."""
+        if self.stop_signal is not None:
+            raise errors.Interrupted(
+                f"stopped by {self.stop_signal.name} {what}; resume with the command"
+                " the next execute prints"
+            )
+
     def customer_columns(self) -> dict[str, str]:
         if self._columns is None:
             self._columns = cohort.customer_columns(self.control, self.settings)
@@ -57,3 +70,28 @@ class Context:
             row = self.control.execute("SELECT now()").fetchone()
         assert row is not None
         return row[0].astimezone(UTC)  # type: ignore[no-any-return]
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stopping_on_signals(context: Context) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the run going on to stop once its batch in flight is
+    confirmed and its checkpoint saved; a second signal stops at once."""
+
+    def ask_to_stop(signum: int, _: object) -> None:
+        if context.stop_signal is not None:
+            raise KeyboardInterrupt
+        context.stop_signal = signal.Signals(signum)
+
+    try:
+        previous = {sig: signal.signal(sig, ask_to_stop) for sig in STOP_SIGNALS}
+    except ValueError:  # not the main thread: whoever embeds us handles signals
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

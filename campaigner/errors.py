@@ -12,7 +12,7 @@
     │   ├── InvalidCohort
     │   ├── MissingTopic
     │   └── DeadlinePassed
-    └── Interrupted (75): stopped by Ctrl-C; the run keeps its checkpoint
+    └── Interrupted (75): stopped by a signal; the run keeps its checkpoint
 
 psycopg and confluent-kafka errors are translated once, where they are raised,
 so the CLI only has to map a family to its exit code.

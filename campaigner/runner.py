@@ -20,14 +20,19 @@ import psycopg
 from campaigner import cohort, db, errors, ledger, planning, streaming
 from campaigner.campaigns import Campaign, load_campaign, load_campaigns
 from campaigner.config import Settings
-from campaigner.context import Context
+from campaigner.context import Context, stopping_on_signals
 from campaigner.planning import Due
 from campaigner.scheduling import truncate_to_minute
 
 logger = logging.getLogger(__name__)
 
 # Failures that every later campaign of this invocation would meet too.
-STOPS_THE_INVOCATION = (errors.EXIT_CONFIG, errors.EXIT_DATABASE, errors.EXIT_KAFKA)
+STOPS_THE_INVOCATION = (
+    errors.EXIT_CONFIG,
+    errors.EXIT_DATABASE,
+    errors.EXIT_KAFKA,
+    errors.EXIT_INTERRUPTED,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +62,7 @@ def execute(
     """Fire every slot due at the tick (or one campaign now) and return the outcomes."""
     with ExitStack() as stack:
         context = Context(settings, stack)
+        stack.enter_context(stopping_on_signals(context))
         with db.translated("loading campaigns"):
             now = context.database_now()
             if campaign_name is None:
@@ -202,6 +208,7 @@ def claim(context: Context, due: Due) -> ledger.Run | None:
     missing topic, a typo in a field, the broker being down) is checked before
     the claim, so that the slot still fires once fixed, within its grace. A
     back-fill is checked as the run it resumes started, if there is one."""
+    context.check_stop("before claiming its slot")
     campaign = due.campaign
     if due.backfill:
         with db.translated("looking for the slot's run"):
@@ -251,23 +258,21 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
         refused = streaming.stream(context, campaign, run)
     except errors.DeadlinePassed as exc:
         return Ending("expired", exc.message, exit_code=exc.exit_code)
+    except errors.Interrupted as exc:
+        return Ending("interrupted", exc.message, True, exc.exit_code)
     except errors.CampaignerError as exc:
         retryable = isinstance(exc, errors.KafkaError | errors.DatabaseError)
         return Ending("failed", exc.message, retryable, exc.exit_code)
     except (Exception, KeyboardInterrupt) as exc:
-        # A bug or Ctrl-C: record it on the run so that it does not look alive
-        # and can be resumed at its checkpoint, then let the CLI report it once.
-        # TODO: signals do not stop a run gracefully yet (finish the batch in
-        # flight, exit 75); SIGTERM kills the process and leaves the run
-        # "running" until a later execute names it. Replace with the graceful
-        # stop once it lands.
+        # A bug, or a second Ctrl-C: record it on the run so that it does not look
+        # alive and can be resumed at its checkpoint, then let the CLI report it.
         interrupted = isinstance(exc, KeyboardInterrupt)
         with contextlib.suppress(psycopg.Error):
             ledger.finish(
                 context.control,
                 run.id,
                 status="interrupted" if interrupted else "failed",
-                error="interrupted (SIGINT)"
+                error="interrupted at once by a second signal"
                 if interrupted
                 else f"unexpected {type(exc).__name__}: {exc}",
                 retryable=True,

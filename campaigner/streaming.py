@@ -33,6 +33,7 @@ def stream(context: Context, campaign: Campaign, run: ledger.Run) -> int:
     )
     refused = 0
     for batch_no, rows in enumerate(batches, start=1):
+        context.check_stop(f"before user id {rows[0][0]}")
         check_deadline(campaign, template.expires_at, now=context.now())
         refused += send_batch(context, campaign, run, template, rows)
         logger.debug(

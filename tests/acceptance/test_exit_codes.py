@@ -319,13 +319,13 @@ def test_exit_6__dry_run_with_an_invalid_campaign(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graceful stop on SIGTERM/SIGINT is not implemented yet: the process"
-    " dies and its run stays 'running' until resumable runs land",
-)
-def test_exit_75__sigterm_saves_the_run(
-    db: psycopg.Connection[Any], database_url: str, kafka_bootstrap: str, topic: str
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
+def test_exit_75__signal_saves_the_run(
+    db: psycopg.Connection[Any],
+    database_url: str,
+    kafka_bootstrap: str,
+    topic: str,
+    stop: signal.Signals,
 ) -> None:
     insert_users(db, 60_000)
     insert_campaign(db, name="long-run", topic=topic, batch_size=500)
@@ -343,7 +343,7 @@ def test_exit_75__sigterm_saves_the_run(
             lambda: [r["checkpoint"] for r in run_rows(db)] not in ([], [None]),
             timeout=30,
         )
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         stdout, stderr = process.communicate(timeout=UNREACHABLE_BOUND_S)
     finally:
         if process.poll() is None:
