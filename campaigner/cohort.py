@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from campaigner import errors
+from campaigner.campaigns import Campaign
 from campaigner.config import IDENTIFIER, Settings
 from campaigner.db import describe_error
 
@@ -109,6 +110,18 @@ def customer_columns(conn: psycopg.Connection, settings: Settings) -> dict[str, 
             " (set CAMPAIGNER_CUSTOMER_KEY)"
         )
     return columns
+
+
+def check_campaign(
+    campaign: Campaign, columns: dict[str, str], settings: Settings
+) -> None:
+    """Everything about a campaign's audience that can be checked without reading
+    it: the cohort's shape and the message fields, against the live columns."""
+    check_cohort_shape(campaign.name, campaign.cohort)
+    check_fields(campaign.name, campaign.message_fields)
+    check_fields_exist(
+        campaign.name, campaign.message_fields, columns, settings.customer_table
+    )
 
 
 def check_fields_exist(

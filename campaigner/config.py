@@ -87,12 +87,8 @@ class Settings:
                 )
 
     def __repr__(self) -> str:
-        shown = {
-            field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-        }
-        shown["database_url"] = mask_url(self.database_url)
-        shown["kafka_properties"] = mask_properties(self.kafka_properties)
-        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.shown().items())
+        return f"Settings({shown})"
 
     def shown(self) -> dict[str, Any]:
         """The settings as a dict with every secret masked."""

@@ -7,7 +7,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import datetime
 
 import psycopg
 
@@ -60,16 +60,9 @@ class Context:
             self._columns = cohort.customer_columns(self.control, self.settings)
         return self._columns
 
-    def now(self) -> datetime:
-        """The clock deadlines are measured on during a run: the local one, close
-        enough to the database's for deadlines of minutes or hours."""
-        return datetime.now(UTC)
-
     def database_now(self) -> datetime:
         with db.translated("reading the clock"):
-            row = self.control.execute("SELECT now()").fetchone()
-        assert row is not None
-        return row[0].astimezone(UTC)  # type: ignore[no-any-return]
+            return db.database_now(self.control)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -72,6 +73,13 @@ QUOTED = re.compile(r'"[^"]*"')
 EMAIL_LIKE = re.compile(r"[^\s@\"']+@[^\s@\"']+")
 PHONE_LIKE = re.compile(r"\+?\d[\d ().-]{5,}\d")
 WITHHELD = "(value withheld)"
+
+
+def database_now(conn: psycopg.Connection) -> datetime:
+    """The database's clock: with several hosts, the one that decides the tick."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0].astimezone(UTC)  # type: ignore[no-any-return]
 
 
 def describe_error(exc: psycopg.Error, *, known_text: str | None = None) -> str:

@@ -82,8 +82,6 @@ class KafkaError(CampaignerError):
 class DatabaseBusy(DatabaseError):
     """PostgreSQL kept a lock longer than the lock timeout; retrying may succeed."""
 
-    exit_code = EXIT_DATABASE
-
 
 class DeliveryError(KafkaError):
     """The broker did not confirm every message of a batch."""

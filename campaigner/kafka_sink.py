@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import confluent_kafka
@@ -64,6 +64,12 @@ class Flight:
     # The first error that may go away on retry (broker down, timeout, ...).
     transient_error: str | None = None
     transient_failures: int = 0
+
+    def on_delivery(
+        self, error: confluent_kafka.KafkaError | None, message: Any
+    ) -> None:
+        """librdkafka's delivery report; the key is the recipient's user id."""
+        record_delivery(self, int(message.key()), error)
 
     @property
     def pending(self) -> int:
@@ -120,14 +126,18 @@ class KafkaSink:
     def send(self, topic: str, messages: Sequence[Message]) -> Flight:
         """Produce a batch; its delivery reports arrive while `wait` polls."""
         flight = Flight(size=len(messages))
+        delivered = flight.on_delivery  # one callback for the batch, not one each
         for message in messages:
-            self.produce(topic, message, flight)
+            self.produce(topic, message, flight, delivered)
         return flight
 
-    def produce(self, topic: str, message: Message, flight: Flight) -> None:
-        def delivered(error: confluent_kafka.KafkaError | None, _: Any) -> None:
-            record_delivery(flight, message.user_id, error)
-
+    def produce(
+        self,
+        topic: str,
+        message: Message,
+        flight: Flight,
+        delivered: Callable[[confluent_kafka.KafkaError | None, Any], None],
+    ) -> None:
         while True:
             try:
                 self.producer.produce(

@@ -294,16 +294,6 @@ def find_run(
         return cur.fetchone()
 
 
-def is_claimed(
-    conn: psycopg.Connection, campaign_id: int, scheduled_for: datetime
-) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM campaign_runs WHERE campaign_id = %s AND scheduled_for = %s",
-        [campaign_id, scheduled_for],
-    ).fetchone()
-    return row is not None
-
-
 @dataclasses.dataclass(frozen=True)
 class LastRun:
     campaign_id: int

@@ -21,6 +21,15 @@ class Due:
     # Asked for with --campaign --at: may take over an unfinished run of the slot.
     backfill: bool = False
 
+    @property
+    def expires_at(self) -> datetime:
+        return expires_at(self.campaign, self.scheduled_for)
+
+
+def expires_at(campaign: Campaign, slot: datetime) -> datetime:
+    """When a slot's messages expire: the campaign may not produce them after it."""
+    return slot + campaign.deadline
+
 
 @dataclasses.dataclass(frozen=True)
 class Invalid:
@@ -93,10 +102,10 @@ def plan_one(
         raise errors.UsageError(
             f"campaign {campaign.name!r}: slot {at.isoformat()} has not come yet"
         )
-    if now >= at + campaign.deadline:
+    if now >= expires_at(campaign, at):
         raise errors.UsageError(
             f"campaign {campaign.name!r}: slot {at.isoformat()} is past its deadline"
-            f" ({(at + campaign.deadline).isoformat()}); its messages would arrive"
+            f" ({expires_at(campaign, at).isoformat()}); its messages would arrive"
             " expired"
         )
     return [Due(campaign, at, backfill=True)], []

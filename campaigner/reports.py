@@ -10,7 +10,7 @@ import psycopg
 from campaigner import cohort, db, errors, ledger
 from campaigner.campaigns import Campaign, load_campaigns
 from campaigner.config import Settings
-from campaigner.planning import plan
+from campaigner.planning import Due, plan
 from campaigner.scheduling import Schedule, truncate_to_minute
 
 NEXT_FIRES_SHOWN = 3
@@ -37,54 +37,42 @@ def dry_run(
     with db.connect(settings, purpose="dry-run", autocommit=False) as conn:
         conn.read_only = True
         with db.translated("loading campaigns"):
-            now = database_now(conn)
+            now = db.database_now(conn)
             tick = truncate_to_minute(at or now)
             campaigns = load_campaigns(conn, statuses=("active",))
+            columns = cohort.customer_columns(conn, settings) if campaigns else {}
             conn.commit()
         dues, invalid = plan(campaigns, tick=tick)
         previews = [
             Preview(i.campaign.name, "invalid", error=i.message) for i in invalid
         ]
         for due in dues:
-            if now >= due.scheduled_for + due.campaign.deadline:
+            if now >= due.expires_at:
                 previews.append(
                     Preview(due.campaign.name, "past_deadline", due.scheduled_for)
                 )
                 continue
-            previews.append(
-                preview_due(conn, settings, due.campaign, due.scheduled_for)
-            )
+            previews.append(preview_due(conn, settings, due, columns))
     return tick, previews
 
 
 def preview_due(
-    conn: psycopg.Connection, settings: Settings, campaign: Campaign, slot: datetime
+    conn: psycopg.Connection, settings: Settings, due: Due, columns: dict[str, str]
 ) -> Preview:
+    campaign, slot = due.campaign, due.scheduled_for
     with db.translated("checking the run ledger"):
-        claimed = ledger.is_claimed(conn, campaign.id, slot)
+        claimed = ledger.find_run(conn, campaign.id, slot) is not None
         conn.commit()
     if claimed:
         return Preview(campaign.name, "already_claimed", slot)
     try:
-        cohort.check_cohort_shape(campaign.name, campaign.cohort)
-        cohort.check_fields(campaign.name, campaign.message_fields)
-        with db.translated("reading the customer table's columns"):
-            columns = cohort.customer_columns(conn, settings)
-        cohort.check_fields_exist(
-            campaign.name, campaign.message_fields, columns, settings.customer_table
-        )
+        cohort.check_campaign(campaign, columns, settings)
         size = cohort.count(
             conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
         )
     except errors.CampaignFailed as exc:
         return Preview(campaign.name, "invalid", slot, error=exc.message)
     return Preview(campaign.name, "due", slot, cohort_size=size)
-
-
-def database_now(conn: psycopg.Connection) -> datetime:
-    row = conn.execute("SELECT now()").fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +96,7 @@ def list_campaigns(settings: Settings, *, now: datetime | None = None) -> list[L
         db.connect(settings, purpose="list") as conn,
         db.translated("listing campaigns"),
     ):
-        moment = now or database_now(conn)
+        moment = now or db.database_now(conn)
         campaigns = load_campaigns(conn, statuses=("active", "paused"))
         last = ledger.last_runs(conn)
     return [describe(campaign, moment, last.get(campaign.id)) for campaign in campaigns]

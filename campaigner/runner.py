@@ -100,14 +100,14 @@ def drop_past_deadline(dues: list[Due], *, now: datetime) -> list[Due]:
     """
     kept = []
     for due in dues:
-        if now < due.scheduled_for + due.campaign.deadline:
+        if now < due.expires_at:
             kept.append(due)
             continue
         logger.warning(
             "campaign %r: slot %s is past its deadline (%s); not sent",
             due.campaign.name,
             due.scheduled_for.isoformat(),
-            (due.scheduled_for + due.campaign.deadline).isoformat(),
+            due.expires_at.isoformat(),
             extra={"event": "slot_past_deadline", "campaign_id": due.campaign.id},
         )
     return kept
@@ -207,21 +207,12 @@ def claim(context: Context, due: Due) -> ledger.Run | None:
     """Check the campaign, then claim its slot. What can be fixed quickly (a
     missing topic, a typo in a field, the broker being down) is checked before
     the claim, so that the slot still fires once fixed, within its grace. A
-    back-fill is checked as the run it resumes started, if there is one."""
+    back-fill's campaign is already the one its earlier run started with."""
     context.check_stop("before claiming its slot")
     campaign = due.campaign
-    if due.backfill:
-        with db.translated("looking for the slot's run"):
-            earlier = ledger.find_run(context.control, campaign.id, due.scheduled_for)
-        if earlier is not None:
-            campaign = ledger.as_started(campaign, earlier)
-    cohort.check_cohort_shape(campaign.name, campaign.cohort)
-    cohort.check_fields(campaign.name, campaign.message_fields)
     with db.translated("reading the customer table's columns"):
         columns = context.customer_columns()
-    cohort.check_fields_exist(
-        campaign.name, campaign.message_fields, columns, context.settings.customer_table
-    )
+    cohort.check_campaign(campaign, columns, context.settings)
     context.sink.check_topic(campaign.name, campaign.topic)
     with db.translated("claiming a run"):
         if due.backfill:

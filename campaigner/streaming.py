@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from campaigner import cohort, db, errors, ledger
+from campaigner import cohort, db, errors, ledger, planning
 from campaigner.campaigns import Campaign
 from campaigner.context import Context
 from campaigner.envelope import EnvelopeTemplate
@@ -34,7 +34,8 @@ def stream(context: Context, campaign: Campaign, run: ledger.Run) -> int:
     refused = 0
     for batch_no, rows in enumerate(batches, start=1):
         context.check_stop(f"before user id {rows[0][0]}")
-        check_deadline(campaign, template.expires_at, now=context.now())
+        # The local clock: close enough to the database's for deadlines of hours.
+        check_deadline(campaign, template.expires_at, now=datetime.now(UTC))
         refused += send_batch(context, campaign, run, template, rows)
         logger.debug(
             "campaign %r: batch %d confirmed (%d rows)",
@@ -60,7 +61,7 @@ def envelope_template(campaign: Campaign, run: ledger.Run) -> EnvelopeTemplate:
         run_id=run.id,
         scheduled_for=run.scheduled_for,
         manual=run.manual,
-        expires_at=run.scheduled_for + campaign.deadline,
+        expires_at=planning.expires_at(campaign, run.scheduled_for),
         fields=campaign.message_fields,
     )
 

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -176,6 +176,11 @@ def user_ids(conn: psycopg.Connection[Any], cohort: str) -> list[int]:
     )
     return [row[0] for row in conn.execute(query)]
 
+
+# The tick most tests replay: 09:00 UTC on a Monday in the past, when the default
+# schedule "0 9 * * *" is due.
+TICK = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
+TICK_TEXT = "2025-06-02T09:00"
 
 # Most tests replay a fixed tick in the past; a deadline of years keeps its
 # slots sendable. Tests of deadlines pass their own.

@@ -16,6 +16,7 @@ import pytest
 
 from campaigner.embedded import free_port
 from tests.conftest import (
+    TICK_TEXT,
     cli_command,
     cli_env,
     insert_campaign,
@@ -25,7 +26,6 @@ from tests.conftest import (
     run_rows,
 )
 
-TICK = "2025-06-02T09:00"
 # Reaching a closed loopback port fails at once; this bounds what a slow failure may take.
 UNREACHABLE_BOUND_S = 20.0
 
@@ -42,7 +42,7 @@ def test_exit_0__nothing_due(
     result = run_cli(
         "execute",
         "--at",
-        TICK,
+        TICK_TEXT,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
     )
@@ -59,7 +59,7 @@ def test_exit_0__success_under_cron_prints_nothing(
     result = run_cli(
         "execute",
         "--at",
-        TICK,
+        TICK_TEXT,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
     )
@@ -189,7 +189,7 @@ def test_exit_3__unknown_kafka_property_with_a_due_campaign(
     code, stdout, stderr = run_cli(
         "execute",
         "--at",
-        TICK,
+        TICK_TEXT,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
         env={"CAMPAIGNER_KAFKA__NO_SUCH_PROPERTY": "1"},
@@ -249,7 +249,7 @@ def test_exit_4__password_never_shown(verbosity: list[str]) -> None:
 
 def test_exit_4__database_without_campaigner_tables(empty_database_url: str) -> None:
     code, stdout, stderr = run_cli(
-        "execute", "--at", TICK, database_url=empty_database_url
+        "execute", "--at", TICK_TEXT, database_url=empty_database_url
     )
 
     assert (code, stdout) == (4, "")
@@ -268,7 +268,7 @@ def test_exit_5__kafka_unreachable_with_a_due_campaign(
     code, stdout, stderr = run_cli(
         "execute",
         "--at",
-        TICK,
+        TICK_TEXT,
         "--kafka-timeout",
         "3",
         database_url=database_url,
@@ -292,7 +292,7 @@ def test_exit_6__invalid_campaign(
     code, stdout, stderr = run_cli(
         "execute",
         "--at",
-        TICK,
+        TICK_TEXT,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
     )
@@ -309,7 +309,7 @@ def test_exit_6__dry_run_with_an_invalid_campaign(
     insert_campaign(db, name="too-precise", topic=topic, schedule="0 0 9 * * *")
 
     code, stdout, stderr = run_cli(
-        "dry-run", "--at", TICK, "--json", database_url=database_url
+        "dry-run", "--at", TICK_TEXT, "--json", database_url=database_url
     )
 
     assert code == 6
@@ -331,7 +331,7 @@ def test_exit_75__signal_saves_the_run(
     insert_campaign(db, name="long-run", topic=topic, batch_size=500)
     env = cli_env(database_url=database_url, kafka_bootstrap=kafka_bootstrap)
     process = subprocess.Popen(
-        cli_command("execute", "--at", TICK),
+        cli_command("execute", "--at", TICK_TEXT),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

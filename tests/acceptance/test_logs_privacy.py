@@ -8,9 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import insert_campaign, insert_users, read_back, run_cli
+from tests.conftest import TICK_TEXT, insert_campaign, insert_users, read_back, run_cli
 
-TICK = "2025-06-02T09:00"
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # International numbers as stored (+15550000042), and long runs of digits.
 PHONE = re.compile(r"\+\d[\d ()-]{6,}\d|(?<![\d:.-])\d{9,}(?![\d:.-])")
@@ -63,7 +62,7 @@ def test_execute_stderr__no_email_or_phone(
     code, stdout, stderr = run_cli(
         "execute",
         "--at",
-        TICK,
+        TICK_TEXT,
         verbosity,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
@@ -100,7 +99,7 @@ def test_execute_stderr__cohort_failing_on_a_value_shows_no_personal_data(
     code, stdout, stderr = run_cli(
         "execute",
         "--at",
-        TICK,
+        TICK_TEXT,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
     )

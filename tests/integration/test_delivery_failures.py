@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -14,14 +13,13 @@ from campaigner.config import Settings
 from campaigner.embedded import EmbeddedKafka
 from campaigner.kafka_sink import KafkaSink
 from tests.conftest import (
+    TICK,
     create_topic,
     insert_campaign,
     insert_users,
     read_back,
     run_rows,
 )
-
-TICK = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 
 
 def test_execute__recipient_too_large_is_recorded_and_the_run_goes_on(

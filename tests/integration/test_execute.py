@@ -17,6 +17,8 @@ from psycopg.types.json import Jsonb
 from campaigner import envelope, ledger, runner
 from campaigner.config import Settings
 from tests.conftest import (
+    TICK,
+    TICK_TEXT,
     cli_command,
     cli_env,
     insert_campaign,
@@ -27,8 +29,6 @@ from tests.conftest import (
     user_ids,
 )
 
-TICK = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
-TICK_TEXT = "2025-06-02T09:00"
 SUBPROCESS_TIMEOUT_S = 90
 
 

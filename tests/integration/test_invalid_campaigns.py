@@ -9,6 +9,7 @@ import pytest
 
 from campaigner.config import Settings
 from tests.conftest import (
+    TICK_TEXT,
     insert_campaign,
     insert_users,
     invoke_cli,
@@ -16,7 +17,6 @@ from tests.conftest import (
     run_rows,
 )
 
-TICK_TEXT = "2025-06-02T09:00"
 USERS = 2_000
 
 

@@ -12,6 +12,8 @@ import psycopg
 from campaigner import reports, runner
 from campaigner.config import Settings
 from tests.conftest import (
+    TICK,
+    TICK_TEXT,
     insert_campaign,
     insert_users,
     invoke_cli,
@@ -19,9 +21,6 @@ from tests.conftest import (
     run_rows,
     user_ids,
 )
-
-TICK = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
-TICK_TEXT = "2025-06-02T09:00"
 
 
 def table_rows(text: str) -> list[list[str]]:
