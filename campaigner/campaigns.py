@@ -13,7 +13,7 @@ from campaigner.errors import UsageError
 
 COLUMNS = """
     id, name, status, schedule, timezone, cohort, channel, topic, template,
-    message_fields, batch_size, active_from, active_until, grace, deadline
+    message_fields, batch_size, active_from, active_until, grace, deadline, rate_limit
 """
 
 
@@ -34,6 +34,8 @@ class Campaign:
     active_until: datetime | None
     grace: timedelta
     deadline: timedelta
+    # Messages per second; None means unlimited.
+    rate_limit: int | None = None
 
 
 class UnknownCampaign(UsageError):
