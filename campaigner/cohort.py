@@ -55,9 +55,11 @@ def check_cohort_shape(
     if not text.strip():
         raise errors.InvalidCohort(f"campaign {name!r}: cohort is empty")
     try:
-        statements = pglast.parse_sql(f"{SHAPE_PREFIX}{text}\n")
+        statements = pglast.parse_sql(f"{SHAPE_PREFIX}{text}")
     except pglast.parser.ParseError as exc:
         message, index = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
+        # "at or near" quotes the rest of the text: keep the message on one line.
+        message = " ".join(str(message).split())
         where = f" (position {index - len(SHAPE_PREFIX) + 1})" if index else ""
         raise errors.InvalidCohort(
             f"campaign {name!r}: cohort is not valid SQL: {message}{where}"
@@ -73,6 +75,10 @@ def check_cohort_shape(
         )
     used = [clause for clause in FORBIDDEN_CLAUSES if getattr(select, clause, None)]
     targets = select.targetList or ()
+    if not used and not targets:
+        raise errors.InvalidCohort(
+            f"campaign {name!r}: cohort has no expression, only comments"
+        )
     if used or len(targets) != 1 or targets[0].name:
         raise errors.InvalidCohort(
             f"campaign {name!r}: cohort must be one boolean expression"

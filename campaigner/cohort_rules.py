@@ -326,7 +326,11 @@ class Walker:
             or type_name.setof
             or type_name.pct_type
         ):
-            raise self.refuse(f"cast to {spelled} is not allowed", node, near)
+            # A typed literal (regclass 'x') has its place on the type name.
+            location = getattr(node, "location", None)
+            placed = isinstance(location, int) and location >= 0
+            where = node if placed else type_name
+            raise self.refuse(f"cast to {spelled} is not allowed", where, near)
         # Type modifiers are plain numbers: varchar(3), numeric(10, 2), interval's
         # field masks.
         for modifier in type_name.typmods or ():
