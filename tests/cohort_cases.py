@@ -377,8 +377,8 @@ HOSTILE = [
 # Realistic cohorts over the reference user_data table, as filled by
 # conftest.insert_users and enrich_users below.
 ACCEPTED = [
-    ("consent-and-country", "email_consent AND country = 'DE'"),
-    ("dach", "country IN ('DE', 'AT', 'CH') AND email_consent"),
+    ("consent-and-country", "email_consent AND country = 'FR'"),
+    ("western-europe", "country IN ('DE', 'FR', 'IT') AND email_consent"),
     ("not-anglophone", "country NOT IN ('US', 'GB')"),
     ("active-30-days", "last_active_at > now() - interval '30 days'"),
     (
@@ -395,7 +395,7 @@ ACCEPTED = [
         "sms_consent AND phone IS NOT NULL AND country = ANY (ARRAY['FR', 'ES'])",
     ),
     ("ltv-band", "lifetime_value BETWEEN 20 AND 50"),
-    ("high-ltv-no-whatsapp", "lifetime_value >= 90 AND NOT whatsapp_consent"),
+    ("high-ltv-no-whatsapp", "lifetime_value >= 40 AND NOT whatsapp_consent"),
     (
         "ltv-by-country-case",
         "CASE WHEN country = 'DE' THEN lifetime_value > 50"
