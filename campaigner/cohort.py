@@ -1,4 +1,8 @@
-"""A campaign's audience: the cohort's shape check, and its rows read chunk by chunk.
+"""A campaign's audience: the cohort's checks, and its rows read chunk by chunk.
+
+A cohort is untrusted text: it must parse as one expression inside the
+allow-list of campaigner.cohort_rules, name only the customer table's columns,
+and (with max_cohort_cost) stay under a planner cost, before any run is claimed.
 
 Each chunk is one short READ ONLY transaction over a named server-side cursor,
 `WHERE (<cohort>) AND key > checkpoint ORDER BY key LIMIT batch`, so no

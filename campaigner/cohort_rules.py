@@ -33,7 +33,7 @@ STRING_FUNCTIONS = frozenset({
     "substring", "to_char", "to_number", "translate", "upper",
 })  # fmt: skip
 DATE_TIME_FUNCTIONS = frozenset({
-    "age", "clock_timestamp", "date_add", "date_bin", "date_part",
+    "age", "clock_timestamp", "date", "date_add", "date_bin", "date_part",
     "date_subtract", "date_trunc", "extract", "isfinite", "justify_days",
     "justify_hours", "justify_interval", "make_date", "make_interval",
     "make_time", "make_timestamp", "make_timestamptz", "now",

@@ -428,6 +428,7 @@ ACCEPTED = [
         "extract(dow FROM last_active_at AT TIME ZONE 'Europe/Berlin') IN (0, 6)",
     ),
     ("holdout-by-id", "mod(id, 10) <> 0 AND email_consent IS TRUE"),
+    ("active-today-or-yesterday", "date(last_active_at) >= current_date - 1"),
     ("inactive-by-age", "age(now(), last_active_at) > interval '100 days'"),
     ("low-ltv-greatest", "greatest(lifetime_value, 10) = 10"),
     ("city-regex", "city ~ '^city(1|2)$'"),
