@@ -3,6 +3,8 @@ reason and position, every realistic one accepted (no server needed)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from campaigner import cohort, cohort_rules, errors
@@ -101,3 +103,17 @@ def test_allow_list__no_name_is_both_allowed_and_dangerous() -> None:
     allowed = {name for _, names in cohort_rules.allowed_names() for name in names}
 
     assert allowed & dangerous == set()
+
+
+def test_readme__lists_every_allowed_function_and_operator() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Cohorts: what they may contain") :]
+    listed = dict(cohort_rules.allowed_names())
+
+    missing = [
+        name
+        for name in [*listed["functions"], *listed["operators"]]
+        if f"`{name}`" not in section
+    ]
+
+    assert missing == []
