@@ -59,6 +59,17 @@ def check_cohort_shape(
     if not text.strip():
         raise errors.InvalidCohort(f"campaign {name!r}: cohort is empty")
     try:
+        check_parsed(name, text, columns=columns, table=table)
+    except RecursionError:
+        raise errors.InvalidCohort(
+            f"campaign {name!r}: cohort is nested too deeply to be checked; simplify it"
+        ) from None
+
+
+def check_parsed(
+    name: str, text: str, *, columns: Mapping[str, str] | None, table: str
+) -> None:
+    try:
         statements = pglast.parse_sql(f"{SHAPE_PREFIX}{text}")
     except pglast.parser.ParseError as exc:
         message, index = exc.args[0], exc.args[1] if len(exc.args) > 1 else None

@@ -368,6 +368,11 @@ HOSTILE = [
         "an XML expression is not allowed (position 7)",
     ),
     (
+        "deeply-nested",
+        "NOT " * 3000 + "true",
+        "cohort is nested too deeply to be checked; simplify it",
+    ),
+    (
         "field-selection",
         "(attributes).plan IS NOT NULL",
         "field selection is not allowed; use -> or ->> on JSON (position 19)",
