@@ -89,6 +89,13 @@ DATABASE_OPTIONS = [
         help="How long each cohort query may take."
         " [env: CAMPAIGNER_STATEMENT_TIMEOUT; default: 300]",
     ),
+    click.option(
+        "--max-cohort-cost",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="COST",
+        help="Refuse a cohort whose planner cost (see dry-run) is above this."
+        " [env: CAMPAIGNER_MAX_COHORT_COST; default: no ceiling]",
+    ),
 ]
 KAFKA_OPTIONS = [
     click.option(
@@ -136,6 +143,7 @@ def build_settings(params: dict[str, Any]) -> Settings:
         "kafka_timeout",
         "connect_timeout",
         "statement_timeout",
+        "max_cohort_cost",
     )
     return load_settings(
         flags={name: params.get(name) for name in names},

@@ -44,6 +44,7 @@ FLAGS = {
     "statement_timeout",
     "kafka_timeout",
     "kafka_bootstrap_servers",
+    "max_cohort_cost",
 }
 
 
@@ -70,6 +71,11 @@ class Settings:
     # reaching the broker may take, before the run fails as retryable.
     kafka_timeout: float = 30.0
     kafka_properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Ceiling on the planner's total cost of reading a cohort once (EXPLAIN);
+    # None: no ceiling. Off by default: a cohort is one scan of one table, so
+    # any fixed number would refuse every unindexed cohort of a large table or
+    # nothing on a small one; the statement timeout is the hard bound.
+    max_cohort_cost: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("customer_table", "customer_key"):
@@ -85,6 +91,12 @@ class Settings:
                     f"{name} must be between {low:g} and {high:g} seconds, got"
                     f" {value!r} ({setting_sources(name)})"
                 )
+        cost = self.max_cohort_cost
+        if cost is not None and not (math.isfinite(cost) and cost > 0):
+            raise ConfigurationError(
+                f"max_cohort_cost must be a positive number, got {cost!r}"
+                f" ({setting_sources('max_cohort_cost')})"
+            )
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.shown().items())
@@ -107,6 +119,7 @@ FIELD_TYPES: dict[str, type] = {
     "customer_key": str,
     "kafka_bootstrap_servers": str,
     "kafka_timeout": float,
+    "max_cohort_cost": float,
 }
 KIND_NAMES = {int: "a whole number", float: "a number", str: "text"}
 STANDARD_ENV = {

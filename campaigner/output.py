@@ -70,15 +70,18 @@ def print_previews(tick: dt.datetime, previews: Sequence[Preview]) -> None:
         "slot",
         "state",
         "cohort size",
+        "estimate",
         "problem",
         title=f"tick {when(tick)}",
     )
     for preview in previews:
+        estimate = preview.estimate
         table.add_row(
             preview.campaign,
             when(preview.scheduled_for),
             preview.state,
             "-" if preview.cohort_size is None else str(preview.cohort_size),
+            f"cost {estimate.cost:.0f}, ~{estimate.rows} rows" if estimate else "-",
             preview.error or "",
         )
     out.print(table)

@@ -25,6 +25,8 @@ class Preview:
     scheduled_for: datetime | None = None
     cohort_size: int | None = None
     error: str | None = None
+    # The planner's estimate for reading the whole cohort once (EXPLAIN).
+    estimate: cohort.Estimate | None = None
 
 
 def dry_run(
@@ -65,14 +67,21 @@ def preview_due(
         conn.commit()
     if claimed:
         return Preview(campaign.name, "already_claimed", slot)
+    estimate = None
     try:
         cohort.check_campaign(campaign, columns, settings)
+        estimate = cohort.estimate(
+            conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
+        )
+        cohort.check_cost(campaign.name, estimate, settings)
         size = cohort.count(
             conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
         )
     except errors.CampaignFailed as exc:
-        return Preview(campaign.name, "invalid", slot, error=exc.message)
-    return Preview(campaign.name, "due", slot, cohort_size=size)
+        return Preview(
+            campaign.name, "invalid", slot, error=exc.message, estimate=estimate
+        )
+    return Preview(campaign.name, "due", slot, cohort_size=size, estimate=estimate)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -212,7 +212,7 @@ def claim(context: Context, due: Due) -> ledger.Run | None:
     campaign = due.campaign
     with db.translated("reading the customer table's columns"):
         columns = context.customer_columns()
-    cohort.check_campaign(campaign, columns, context.settings)
+    cohort.check_campaign(campaign, columns, context.settings, conn=context.reader)
     context.sink.check_topic(campaign.name, campaign.topic)
     with db.translated("claiming a run"):
         if due.backfill:

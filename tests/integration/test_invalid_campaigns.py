@@ -39,8 +39,15 @@ USERS = 2_000
             None,
         ),
         (
+            # Checked against the live columns before the slot is claimed.
             {"cohort": "no_such_column = 'DE'"},
-            'PostgreSQL rejected the cohort: column "no_such_column" does not exist',
+            "column no_such_column is not a column of 'user_data' (position 1)",
+            None,
+        ),
+        (
+            # Inside the allow-list, but PostgreSQL refuses the types: the run fails.
+            {"cohort": "country > 1"},
+            "PostgreSQL rejected the cohort: operator does not exist: text > integer",
             "failed",
         ),
         (
@@ -51,7 +58,7 @@ USERS = 2_000
             None,
         ),
     ],
-    ids=["cron", "timezone", "timezone-directory", "cohort", "topic"],
+    ids=["cron", "timezone", "timezone-directory", "cohort", "cohort-types", "topic"],
 )
 def test_execute__invalid_campaign_fails_alone_and_the_valid_one_is_delivered(
     db: psycopg.Connection[Any],

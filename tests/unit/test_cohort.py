@@ -56,10 +56,6 @@ def test_check_cohort_shape__rejects(text: str, fragment: str) -> None:
 
 
 # DESIGN.md §6: functions and sub-queries outside an allow-list are refused.
-# cohort.py's TODO names the gap (only the shape is checked yet).
-@pytest.mark.xfail(
-    strict=True, reason="cohort allow-list not implemented yet (TODO in cohort.py)"
-)
 @pytest.mark.parametrize(
     "text",
     [
