@@ -380,3 +380,10 @@ def demo(users: int, verbose: int) -> int:
 
 def main() -> None:
     cli(prog_name="campaigner")
+
+
+# The operator commands live in modules of their own; they use the helpers above.
+from campaigner import cli_manage, cli_observe  # noqa: E402
+
+cli_manage.register(cli)
+cli_observe.register(cli)
