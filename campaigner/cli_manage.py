@@ -109,7 +109,8 @@ def confirm(question: str, *, yes: bool) -> bool:
         return True
     if not sys.stdin.isatty():
         raise errors.UsageError(
-            "no terminal to confirm on; add --yes to go ahead without asking"
+            "no terminal to confirm on; nothing was changed (add --yes to go ahead"
+            " without asking)"
         )
     return click.confirm(question, default=False)
 
