@@ -60,12 +60,21 @@ def check_all(
     )
     columns = cohort.customer_columns(conn, settings) if definitions else {}
     for definition in definitions:
-        own = problems_of(definition)
-        problems.extend(own)
-        if not own:
+        problems.extend(problems_of(definition))
+        if audience_parses(definition):
             problems.extend(live_problems(conn, settings, definition, columns))
     if problems:
         raise InvalidDefinition(problems)
+
+
+def audience_parses(definition: Definition) -> bool:
+    """Whether the cohort and fields are fit to be shown to PostgreSQL at all."""
+    try:
+        cohort.check_cohort_shape(definition.name, definition.cohort)
+        cohort.check_fields(definition.name, list(definition.message_fields))
+    except errors.InvalidCohort:
+        return False
+    return True
 
 
 def live_problems(
@@ -79,6 +88,7 @@ def live_problems(
     campaign = Campaign(id=0, **dataclasses.asdict(definition))
     found = []
     try:
+        # The cohort's shape already passed: what fails here is about live columns.
         cohort.check_campaign(campaign, columns, settings)
     except errors.CampaignFailed as exc:
         found.append(exc.message)

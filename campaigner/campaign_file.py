@@ -104,9 +104,31 @@ def dump(definitions: Sequence[Definition], kind: str) -> str:
             raise errors.UsageError(
                 f"a campaign cannot be written as TOML ({exc}); use --format yaml"
             ) from None
-    return yaml.safe_dump(
-        document, sort_keys=False, allow_unicode=True, default_flow_style=False
+    return yaml.dump(
+        document,
+        Dumper=ReadableDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=YAML_WIDTH,
     )
+
+
+# Long cohorts stay on one line rather than being folded at 80 columns.
+YAML_WIDTH = 10_000
+
+
+class ReadableDumper(yaml.SafeDumper):
+    """Plain values only, as safe_dump writes them; text of several lines (a
+    cohort with comments, say) as a `|` block, kept as written."""
+
+
+def represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+ReadableDumper.add_representer(str, represent_text)
 
 
 def format_of(path: Path | None, requested: str | None) -> str:
