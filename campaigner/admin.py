@@ -114,13 +114,19 @@ def column_values(definition: Definition) -> dict[str, Any]:
 
 def insert(conn: psycopg.Connection, definition: Definition) -> None:
     values = column_values(definition)
-    conn.execute(
-        sql.SQL("INSERT INTO campaigns ({}) VALUES ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, values)),
-            sql.SQL(", ").join(map(sql.Placeholder, values)),
-        ),
-        values,
-    )
+    try:
+        conn.execute(
+            sql.SQL("INSERT INTO campaigns ({}) VALUES ({})").format(
+                sql.SQL(", ").join(map(sql.Identifier, values)),
+                sql.SQL(", ").join(map(sql.Placeholder, values)),
+            ),
+            values,
+        )
+    except psycopg.errors.UniqueViolation:
+        raise errors.UsageError(
+            f"campaign {definition.name!r} exists (created by someone else just now);"
+            " nothing was written"
+        ) from None
 
 
 def update(conn: psycopg.Connection, definition: Definition) -> None:

@@ -7,14 +7,16 @@ problem found.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import psycopg
 
 from campaigner import errors
 from campaigner.cli import (
@@ -23,6 +25,7 @@ from campaigner.cli import (
     handle_errors,
     settings_options,
 )
+from campaigner.config import Settings
 from campaigner.definitions import Definition, InvalidDefinition, convert
 from campaigner.output import print_json
 
@@ -96,11 +99,20 @@ def typed_flag(key: str, raw: Any) -> Any:
     return convert(key, raw)
 
 
-def connection(params: dict[str, Any]) -> Any:
+@contextlib.contextmanager
+def session(
+    params: dict[str, Any],
+) -> Iterator[tuple[Settings, psycopg.Connection]]:
+    """The settings and an autocommit connection (writes group their statements in
+    transactions), PostgreSQL's failures translated."""
     from campaigner import db
 
     settings = build_settings(params)
-    return settings, db.connect(settings, purpose="campaigns")
+    with (
+        db.connect(settings, purpose="campaigns") as conn,
+        db.translated("reading or writing campaigns"),
+    ):
+        yield settings, conn
 
 
 def confirm(question: str, *, yes: bool) -> bool:
@@ -149,8 +161,7 @@ def create(name: str, paused: bool, **params: Any) -> int:
     if paused:
         fields["status"] = "paused"
     definition = Definition(name=name, **fields)
-    settings, conn = connection(params)
-    with conn:
+    with session(params) as (settings, conn):
         if admin.find_definition(conn, name) is not None:
             raise errors.UsageError(
                 f"campaign {name!r} exists; change it with `campaigner campaigns update`"
@@ -181,8 +192,7 @@ def update(name: str, **params: Any) -> int:
     from campaigner.definitions import differences
 
     fields = flag_fields(params)
-    settings, conn = connection(params)
-    with conn:
+    with session(params) as (settings, conn):
         current = admin.require(conn, name)
         wanted = dataclasses.replace(current, **fields)
         changes = differences(current, wanted)
@@ -203,8 +213,7 @@ def status_command(verb: str, status: str, summary: str) -> click.Command:
     def command(name: str, **params: Any) -> int:
         from campaigner import admin
 
-        settings, conn = connection(params)
-        with conn:
+        with session(params) as (settings, conn):
             current = admin.require(conn, name)
             if current.status == status:
                 click.echo(f"campaign {name!r} is already {status}")
@@ -255,8 +264,7 @@ def delete(name: str, yes: bool, **params: Any) -> int:
     """
     from campaigner import admin
 
-    _, conn = connection(params)
-    with conn:
+    with session(params) as (_, conn):
         admin.require(conn, name)
         if not confirm(f"delete campaign {name!r} and its run history?", yes=yes):
             click.echo("nothing deleted")
@@ -282,8 +290,7 @@ def show_command(command_name: str) -> click.Command:
         from campaigner import admin, history, tables
         from campaigner.definitions import to_mapping
 
-        _, conn = connection(params)
-        with conn:
+        with session(params) as (_, conn):
             definition = admin.require(conn, name)
             runs = history.find_runs(
                 conn, history.RunFilter(campaigns=[name], limit=SHOWN_RUNS)
@@ -329,8 +336,7 @@ def apply_command(path: Path, prune: bool, yes: bool, **params: Any) -> int:
     from campaigner.campaign_file import read_definitions
 
     wanted = read_definitions(path)
-    settings, conn = connection(params)
-    with conn:
+    with session(params) as (settings, conn):
         admin.check_all(conn, settings, wanted)
         steps = admin.plan(admin.load_definitions(conn), wanted, prune=prune)
         tables.print_plan(steps)
@@ -371,8 +377,7 @@ def export_command(file_format: str | None, output: Path | None, **params: Any) 
     from campaigner import admin
     from campaigner.campaign_file import dump, format_of, write_atomically
 
-    _, conn = connection(params)
-    with conn:
+    with session(params) as (_, conn):
         definitions = admin.load_definitions(conn)
     text = dump(definitions, format_of(output, file_format))
     if output is None:
