@@ -74,7 +74,13 @@ def entries_of(file: Path) -> list[Any]:
     except UnicodeDecodeError:
         raise errors.UsageError(f"{file} is not UTF-8 text") from None
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise errors.UsageError(f"{file} is not valid: {exc}") from None
+        hint = (
+            " (in YAML, quote a schedule that starts with '*':"
+            " schedule: '*/30 * * * *')"
+            if "alias" in str(exc)
+            else ""
+        )
+        raise errors.UsageError(f"{file} is not valid: {exc}{hint}") from None
     if document is None:
         return []
     if not isinstance(document, dict) or set(document) - {"campaigns"}:

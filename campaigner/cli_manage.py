@@ -389,6 +389,10 @@ def export_command(file_format: str | None, output: Path | None, **params: Any) 
 
 
 def register(group: click.Group) -> None:
+    from campaigner.cli import list_command
+
+    # `campaigns list` is where a user of `campaigns create` looks first.
+    campaigns.add_command(list_command, "list")
     group.add_command(campaigns)
     group.add_command(show_command("show"))
     group.add_command(apply_command)

@@ -199,6 +199,10 @@ def test_apply__the_same_name_twice_is_refused(
     ("content", "fragment"),
     [
         ("campaigns: [\n", "is not valid"),
+        (
+            "campaigns:\n  - name: x\n    schedule: */5 * * * *\n",
+            "quote a schedule that starts with '*'",
+        ),
         ("jobs: []\n", "the file must hold one key, `campaigns`"),
         ("campaigns:\n  - name: x\n    colour: red\n", "unknown key(s) colour"),
     ],
