@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -283,3 +284,24 @@ def test_list__json(db: psycopg.Connection[Any], settings: Settings) -> None:
     assert [(c["name"], c["status"], c["last_run"]) for c in document] == [
         ("welcome", "active", None)
     ]
+
+
+def test_libpq_variables__used_when_no_connection_string(
+    db: psycopg.Connection[Any], database_url: str
+) -> None:
+    insert_campaign(db, name="welcome", topic="t")
+    parts = urlsplit(database_url)
+    env = {
+        "PGHOST": parts.hostname or "",
+        "PGPORT": str(parts.port or 5432),
+        "PGDATABASE": parts.path.lstrip("/"),
+        "PGUSER": parts.username or "",
+    }
+
+    result = campaigner(env, "list", "--json")
+    shown = campaigner(env, "config", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert [c["name"] for c in json.loads(result.stdout)] == ["welcome"]
+    assert json.loads(shown.stdout)["database_url"] == ""
+    assert json.loads(shown.stdout)["libpq_environment"] == env
