@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from campaigner import errors, logs
 from campaigner.config import Settings, load_settings
@@ -72,7 +73,14 @@ VERBOSE_OPTION = click.option(
     "-v",
     "--verbose",
     count=True,
-    help="-v: INFO logs (one line per run); -vv: DEBUG and tracebacks.",
+    help="-v: INFO logs (one line per run); -vv: DEBUG and tracebacks."
+    " [env: CAMPAIGNER_LOG_LEVEL=debug|info|warning|error]",
+)
+LOG_FORMAT_OPTION = click.option(
+    "--log-format",
+    type=click.Choice(logs.LOG_FORMATS),
+    help="Logs on stderr as text or JSON lines. [env: CAMPAIGNER_LOG_FORMAT;"
+    " default: text]",
 )
 DATABASE_OPTIONS = [
     click.option(
@@ -127,6 +135,7 @@ def settings_options(*, kafka: bool) -> Callable[[F], F]:
         *(KAFKA_OPTIONS if kafka else []),
         *DATABASE_OPTIONS,
         VERBOSE_OPTION,
+        LOG_FORMAT_OPTION,
     ]
 
     def decorate(command: F) -> F:
@@ -156,8 +165,11 @@ def handle_errors(command: Callable[..., int | None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(**params: Any) -> None:
-        logs.setup(verbosity=params.get("verbose") or 0)
         try:
+            logs.setup(
+                verbosity=params.get("verbose") or 0,
+                log_format=params.get("log_format"),
+            )
             code = command(**params) or errors.EXIT_OK
         except click.ClickException:
             raise  # usage errors: click prints them and exits 2
@@ -224,6 +236,13 @@ def cli() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the outcomes as JSON on stdout."
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write Prometheus metrics here (atomically) when the execute ends, for"
+    " node_exporter's textfile collector. [env: CAMPAIGNER_METRICS_FILE]",
+    envvar="CAMPAIGNER_METRICS_FILE",
+)
 @settings_options(kafka=True)
 @handle_errors
 def execute(
@@ -231,6 +250,7 @@ def execute(
     campaign_name: str | None,
     force: bool,
     as_json: bool,
+    metrics_file: Path | None,
     **params: Any,
 ) -> int:
     """Fire the campaigns due at this minute (the cron entry point).
@@ -246,18 +266,29 @@ def execute(
       campaigner execute --campaign welcome          # one campaign, now
       campaigner execute --campaign welcome --at 2026-12-03T09:00+01:00  # back-fill
     """
-    from campaigner import runner
+    from campaigner import metrics, progress, runner
 
     if force and campaign_name is None:
         raise click.UsageError("--force only makes sense with --campaign")
-    outcomes = runner.execute(
-        build_settings(params), at=at, campaign_name=campaign_name, force=force
-    )
-    if as_json:
-        print_json([outcome.__dict__ for outcome in outcomes])
-    else:
-        print_execute(outcomes)
-    return errors.worst_exit_code([outcome.exit_code for outcome in outcomes])
+    settings = build_settings(params)
+    with metrics.recording(metrics_file, settings) as execution:
+        with progress.showing(settings, console=progress_console(as_json)):
+            outcomes = runner.execute(
+                settings, at=at, campaign_name=campaign_name, force=force
+            )
+        execution.outcomes = outcomes
+        if as_json:
+            print_json([outcome.__dict__ for outcome in outcomes])
+        else:
+            print_execute(outcomes)
+        code = errors.worst_exit_code([outcome.exit_code for outcome in outcomes])
+        execution.exit_code = code
+    return code
+
+
+def progress_console(as_json: bool) -> Console | None:
+    """Bars on stderr, only when a person watches it (never under cron)."""
+    return None if as_json or not sys.stderr.isatty() else Console(stderr=True)
 
 
 @cli.command("dry-run", epilog=EXIT_CODES_HELP)
@@ -388,3 +419,10 @@ def demo(users: int, verbose: int) -> int:
 
 def main() -> None:
     cli(prog_name="campaigner")
+
+
+# The operator commands live in modules of their own; they use the helpers above.
+from campaigner import cli_manage, cli_observe  # noqa: E402
+
+cli_manage.register(cli)
+cli_observe.register(cli)
