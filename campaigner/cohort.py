@@ -195,7 +195,7 @@ def select_query(
     fields: Sequence[str],
     after: int,
     limit: int,
-    table: sql.Composable | None = None,
+    table: sql.Composable,
 ) -> sql.Composed:
     """One chunk's query. The cohort sits on lines of its own inside parentheses,
     so a trailing `--` comment cannot swallow the predicates around it; the bounds
@@ -207,7 +207,7 @@ def select_query(
         "AND {key} > {after}\nORDER BY {key}\nLIMIT {limit}"
     ).format(
         columns=columns,
-        table=table or sql.Identifier(settings.customer_table),
+        table=table,
         cohort=sql.SQL(cohort),
         key=key,
         after=sql.Literal(after),
@@ -215,11 +215,9 @@ def select_query(
     )
 
 
-def count_query(
-    settings: Settings, *, cohort: str, table: sql.Composable | None = None
-) -> sql.Composed:
+def count_query(*, cohort: str, table: sql.Composable) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {table}\nWHERE (\n{cohort}\n)").format(
-        table=table or sql.Identifier(settings.customer_table),
+        table=table,
         cohort=sql.SQL(cohort),
     )
 
@@ -320,7 +318,7 @@ def count(
 ) -> int:
     """How many customers the cohort matches now."""
     with reading(conn, settings, campaign_name=campaign_name, cohort=cohort) as table:
-        row = conn.execute(count_query(settings, cohort=cohort, table=table)).fetchone()
+        row = conn.execute(count_query(cohort=cohort, table=table)).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -173,7 +173,7 @@ def test_apply__one_invalid_campaign_refuses_the_whole_file(
     assert result.stderr.splitlines()[0] == "error: 2 problems, nothing was written:"
     assert "campaign 'campaign-01': channel must be one of" in result.stderr
     assert (
-        "campaign 'campaign-02': PostgreSQL rejected the cohort: column \"shoe_size\""
+        "campaign 'campaign-02': column shoe_size is not a column of 'user_data'"
         in result.stderr
     )
     assert names(db) == []

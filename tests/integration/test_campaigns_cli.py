@@ -99,7 +99,11 @@ def test_create__every_problem_listed_nothing_written(
 @pytest.mark.parametrize(
     ("cohort", "fields", "fragment"),
     [
-        ("no_such_column > 1", "email", 'column "no_such_column" does not exist'),
+        (
+            "no_such_column > 1",
+            "email",
+            "no_such_column is not a column of 'user_data'",
+        ),
         (
             "country = 'DE'",
             "email,shoe_size",
@@ -240,7 +244,7 @@ def test_resume__an_invalid_campaign_stays_paused(
     result = campaigner(database_url, "campaigns", "resume", "broken")
 
     assert result.exit_code == 2
-    assert 'column "no_such_column" does not exist' in result.stderr
+    assert "no_such_column is not a column of 'user_data'" in result.stderr
     row = campaign_row(db, "broken")
     assert row is not None and row[0] == "paused"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from psycopg import sql
 
 from campaigner import cohort, errors
 from campaigner.config import Settings
@@ -78,12 +79,13 @@ def test_select_query__cohort_on_its_own_lines_in_parentheses() -> None:
         fields=["email"],
         after=1234,
         limit=500,
+        table=sql.Identifier("public", "user_data"),
     )
 
     text = query.as_string(None)
 
     assert text == (
-        'SELECT "id", "email" FROM "user_data"\n'
+        'SELECT "id", "email" FROM "public"."user_data"\n'
         "WHERE (\n"
         "country = 'DE' OR country = 'FR' -- a comment\n"
         ")\n"
