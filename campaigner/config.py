@@ -39,6 +39,9 @@ TIMEOUT_RANGES = {
     "lock_timeout": (0.001, 2_147_483),
     "kafka_timeout": (1, 86_400),
 }
+# How many batches may wait for their delivery reports at once: more keeps the
+# broker busy while the next batch is read; each one is repeated after a crash.
+BATCHES_IN_FLIGHT_RANGE = (1, 64)
 FLAGS = {
     "connect_timeout",
     "statement_timeout",
@@ -70,6 +73,7 @@ class Settings:
     # reaching the broker may take, before the run fails as retryable.
     kafka_timeout: float = 30.0
     kafka_properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    batches_in_flight: int = 4
 
     def __post_init__(self) -> None:
         for name in ("customer_table", "customer_key"):
@@ -85,6 +89,12 @@ class Settings:
                     f"{name} must be between {low:g} and {high:g} seconds, got"
                     f" {value!r} ({setting_sources(name)})"
                 )
+        low, high = BATCHES_IN_FLIGHT_RANGE
+        if not low <= self.batches_in_flight <= high:
+            raise ConfigurationError(
+                f"batches_in_flight must be between {low} and {high}, got"
+                f" {self.batches_in_flight!r} ({setting_sources('batches_in_flight')})"
+            )
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.shown().items())
@@ -107,6 +117,7 @@ FIELD_TYPES: dict[str, type] = {
     "customer_key": str,
     "kafka_bootstrap_servers": str,
     "kafka_timeout": float,
+    "batches_in_flight": int,
 }
 KIND_NAMES = {int: "a whole number", float: "a number", str: "text"}
 STANDARD_ENV = {
