@@ -55,6 +55,20 @@ def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
             process.communicate()
 
 
+def execute_again(
+    database_url: str, kafka_bootstrap: str, *args: str
+) -> tuple[int, str, str]:
+    return run_cli(
+        "execute",
+        "--at",
+        TICK_TEXT,
+        *args,
+        database_url=database_url,
+        kafka_bootstrap=kafka_bootstrap,
+        timeout=PROCESS_TIMEOUT_S,
+    )
+
+
 def copies_by_user(
     messages: list[tuple[str, dict[str, Any], dict[str, str]]],
 ) -> dict[int, list[str]]:
@@ -89,10 +103,7 @@ def test_execute__killed_after_its_third_batch_is_resumed_by_the_next_execute(
         stop(worker)
     [killed] = run_rows(db)
 
-    code, _, stderr = run_cli(
-        "execute", "--at", TICK_TEXT, database_url=database_url,
-        kafka_bootstrap=kafka_bootstrap, timeout=PROCESS_TIMEOUT_S,
-    )  # fmt: skip
+    code, _, stderr = execute_again(database_url, kafka_bootstrap)
 
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     copies = copies_by_user(messages)
@@ -159,19 +170,9 @@ def test_execute__stopped_worker_is_never_taken_over(
         )
         worker.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
-        others.append(
-            run_cli(
-                "execute", "--at", TICK_TEXT, "--json", database_url=database_url,
-                kafka_bootstrap=kafka_bootstrap,
-            )  # fmt: skip
-        )
+        others.append(execute_again(database_url, kafka_bootstrap, "--json"))
         time.sleep(max(0.0, stopped_at + 61 - time.monotonic()))
-        others.append(
-            run_cli(
-                "execute", "--at", TICK_TEXT, "--json", database_url=database_url,
-                kafka_bootstrap=kafka_bootstrap,
-            )  # fmt: skip
-        )
+        others.append(execute_again(database_url, kafka_bootstrap, "--json"))
         stopped_for = time.monotonic() - stopped_at
         worker.send_signal(signal.SIGCONT)
         _, worker_stderr = stop(worker)
@@ -217,10 +218,7 @@ def test_execute__interrupted_by_sigterm_is_finished_by_the_next_execute(
         stop(worker)
     [interrupted] = run_rows(db)
 
-    code, _, _ = run_cli(
-        "execute", "--at", TICK_TEXT, database_url=database_url,
-        kafka_bootstrap=kafka_bootstrap, timeout=PROCESS_TIMEOUT_S,
-    )  # fmt: skip
+    code, _, _ = execute_again(database_url, kafka_bootstrap)
 
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     [finished] = run_rows(db)
