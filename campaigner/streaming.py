@@ -206,6 +206,7 @@ class Delivery:
             pending.rows,
             extra={
                 "event": "batch_confirmed",
+                "campaign": self.campaign.name,
                 "campaign_id": self.campaign.id,
                 "run_id": self.run_row.id,
                 "batch_no": pending.batch_no,
