@@ -395,6 +395,10 @@ def test_execute__postgres_restart_mid_run_is_survived_by_the_next_execute(
     counts = user_counts(messages)
     with psycopg.connect(url, autocommit=True) as conn:
         [resumed] = run_rows(conn)
+    print(
+        f"\nrestarted at checkpoint {left['checkpoint']}:"
+        f" {len(messages) - 10_000} repeats"
+    )
     assert confirmed
     assert (worker.returncode, "PostgreSQL failed" in worker_stderr) == (
         errors.EXIT_DATABASE,
@@ -406,6 +410,8 @@ def test_execute__postgres_restart_mid_run_is_survived_by_the_next_execute(
     assert [
         user for user, n in counts.items() if n > 1 and user <= left["checkpoint"]
     ] == []
+    # Only what was on its way when the server went away is sent twice.
+    assert len(messages) - 10_000 <= Settings().batches_in_flight * 1_000
     assert (resumed["status"], resumed["produced"], resumed["attempts"]) == (
         "succeeded",
         10_000,
