@@ -66,7 +66,12 @@ class RateLimit:
         """Seconds to wait before the next slice may be produced."""
         if self.per_second is None:
             return 0.0
-        return self.started + self.sent / self.per_second - time.monotonic()
+        delay = self.started + self.sent / self.per_second - time.monotonic()
+        if delay < -PACING_SLICE_S:
+            # Time spent reading the cohort is not saved up for a burst later.
+            self.started -= delay + PACING_SLICE_S
+            delay = -PACING_SLICE_S
+        return delay
 
 
 def stream(context: Context, campaign: Campaign, run: ledger.Run) -> int:

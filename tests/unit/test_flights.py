@@ -45,6 +45,16 @@ def test_rate_limit__slice_is_a_tenth_of_a_second_and_delay_follows_what_was_sen
     )
 
 
+def test_rate_limit__time_spent_elsewhere_is_not_saved_up_for_a_burst() -> None:
+    limit = streaming.RateLimit(1_000)
+    limit.started = time.monotonic() - 60  # a minute reading, nothing sent
+
+    first = limit.delay()
+    limit.sent = 1_000
+
+    assert (first, 0.8 < limit.delay() <= 0.9) == (-streaming.PACING_SLICE_S, True)
+
+
 def test_rate_limit__unlimited_never_waits() -> None:
     limit = streaming.RateLimit(None)
     limit.sent = 10**9
