@@ -3,7 +3,9 @@
 The claiming process takes a session-level advisory lock on the run in the
 same transaction as the INSERT, so no other process can see a claimed run
 whose owner does not hold its lock. The connection must stay open (and, behind
-a pooler, be in session mode) for the whole run.
+a pooler, be in session mode) for the whole run. An unfinished run is taken
+over only by a process that gets its lock, so a worker that is alive, however
+slow or stopped, keeps its run.
 """
 
 from __future__ import annotations

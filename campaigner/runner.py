@@ -1,4 +1,5 @@
-"""One `execute`: the campaigns due at a tick, each claimed, streamed and recorded.
+"""One `execute`: the campaigns due at a tick, each claimed, streamed and recorded,
+after the runs an earlier execute left unfinished are resumed (or expired).
 
 Campaigns run one after another. A campaign that fails for its own reason is
 recorded and the others go on; PostgreSQL or Kafka failing stops the
