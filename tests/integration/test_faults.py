@@ -61,6 +61,8 @@ def test_execute__broker_down_fails_within_bounds_and_the_next_execute_delivers(
     port = free_port()
     broker = EmbeddedKafka(port=port)
     bootstrap = broker.bootstrap_servers
+    with broker:
+        create_topic(bootstrap, "patient")
     started = time.monotonic()
 
     down = run_cli(
