@@ -39,6 +39,9 @@ TIMEOUT_RANGES = {
     "lock_timeout": (0.001, 2_147_483),
     "kafka_timeout": (1, 86_400),
 }
+# How many batches may wait for their delivery reports at once: more keeps the
+# broker busy while the next batch is read; each one is repeated after a crash.
+BATCHES_IN_FLIGHT_RANGE = (1, 64)
 FLAGS = {
     "connect_timeout",
     "statement_timeout",
@@ -76,6 +79,7 @@ class Settings:
     # any fixed number would refuse every unindexed cohort of a large table or
     # nothing on a small one; the statement timeout is the hard bound.
     max_cohort_cost: float | None = None
+    batches_in_flight: int = 4
 
     def __post_init__(self) -> None:
         for name in ("customer_table", "customer_key"):
@@ -96,6 +100,12 @@ class Settings:
             raise ConfigurationError(
                 f"max_cohort_cost must be a positive number, got {cost!r}"
                 f" ({setting_sources('max_cohort_cost')})"
+            )
+        low, high = BATCHES_IN_FLIGHT_RANGE
+        if not low <= self.batches_in_flight <= high:
+            raise ConfigurationError(
+                f"batches_in_flight must be between {low} and {high}, got"
+                f" {self.batches_in_flight!r} ({setting_sources('batches_in_flight')})"
             )
 
     def __repr__(self) -> str:
@@ -120,6 +130,7 @@ FIELD_TYPES: dict[str, type] = {
     "kafka_bootstrap_servers": str,
     "kafka_timeout": float,
     "max_cohort_cost": float,
+    "batches_in_flight": int,
 }
 KIND_NAMES = {int: "a whole number", float: "a number", str: "text"}
 STANDARD_ENV = {

@@ -23,6 +23,7 @@ class Context:
         self.settings = settings
         self.stack = stack
         self.control = stack.enter_context(db.connect(settings, purpose="control"))
+        keep_session_alive(self.control)
         self._reader: psycopg.Connection | None = None
         self._sink: KafkaSink | None = None
         self._columns: dict[str, str] | None = None
@@ -51,8 +52,8 @@ class Context:
         """Raise Interrupted if a signal asked to stop; `what` says where it stops."""
         if self.stop_signal is not None:
             raise errors.Interrupted(
-                f"stopped by {self.stop_signal.name} {what}; resume with the command"
-                " the next execute prints"
+                f"stopped by {self.stop_signal.name} {what}; the next execute"
+                " resumes what was left unfinished"
             )
 
     def customer_columns(self) -> dict[str, str]:
@@ -63,6 +64,19 @@ class Context:
     def database_now(self) -> datetime:
         with db.translated("reading the clock"):
             return db.database_now(self.control)
+
+
+def keep_session_alive(conn: psycopg.Connection) -> None:
+    """The control session holds its runs' advisory locks: a server-side
+    idle_session_timeout must not end it between two batches, which would let
+    another execute take the run over while this one still sends. Transactions
+    are never kept open across waits, so idle_in_transaction_session_timeout
+    needs no such care."""
+    with db.translated("configuring the control session"):
+        conn.execute(
+            "SELECT set_config(name, '0', false) FROM pg_settings"
+            " WHERE name = 'idle_session_timeout'"
+        )
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -1,7 +1,9 @@
 """The producer side: idempotent, acks=all, every message confirmed by its delivery report.
 
 A batch is a `Flight`: produced, then waited on until every one of its delivery
-reports has arrived. `flush()`'s return value is never taken as proof.
+reports has arrived. Several flights may be on their way at once; waiting on one
+serves the reports of all of them. `flush()`'s return value is never taken as
+proof.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ PERMANENT_CODES = frozenset(
 )
 # How long to let the local queue drain when it is full before producing again.
 BUFFER_FULL_WAIT_S = 0.05
+# Longest single poll while waiting for a flight: a stop signal is seen this fast.
+WAIT_POLL_S = 0.1
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
@@ -55,9 +59,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class Flight:
-    """One batch on its way to the broker."""
+    """One batch on its way to the broker; it grows as its messages are produced."""
 
-    size: int
+    size: int = 0
     confirmed: int = 0
     # (user_id, reason) of recipients refused for good.
     refused: list[tuple[int, str]] = dataclasses.field(default_factory=list)
@@ -70,6 +74,11 @@ class Flight:
     ) -> None:
         """librdkafka's delivery report; the key is the recipient's user id."""
         record_delivery(self, int(message.key()), error)
+
+    @property
+    def done(self) -> bool:
+        """Every report arrived (confirmed, refused or failed)."""
+        return self.pending <= 0
 
     @property
     def pending(self) -> int:
@@ -123,13 +132,18 @@ class KafkaSink:
                 " (create it; campaigner never creates topics)"
             )
 
-    def send(self, topic: str, messages: Sequence[Message]) -> Flight:
-        """Produce a batch; its delivery reports arrive while `wait` polls."""
-        flight = Flight(size=len(messages))
+    def send(self, topic: str, messages: Sequence[Message], flight: Flight) -> None:
+        """Produce messages into `flight`; their reports arrive while `poll` or
+        `wait` serve them."""
         delivered = flight.on_delivery  # one callback for the batch, not one each
         for message in messages:
+            flight.size += 1
             self.produce(topic, message, flight, delivered)
-        return flight
+        self.producer.poll(0)
+
+    def poll(self, timeout: float) -> None:
+        """Serve delivery reports for up to `timeout` seconds."""
+        self.producer.poll(timeout)
 
     def produce(
         self,
@@ -161,9 +175,9 @@ class KafkaSink:
         # message.timeout.ms bounds each report; the margin covers the last poll.
         deadline = time.monotonic() + self.settings.kafka_timeout + 5
         while flight.pending > 0 and time.monotonic() < deadline:
-            # flush() sends at once rather than after linger.ms, and serves the
-            # delivery reports; the flight's own count is what proves delivery.
-            self.producer.flush(min(1.0, max(deadline - time.monotonic(), 0)))
+            # poll(), not flush(): flush would wait for every flight on its way,
+            # not just this one. The flight's own count is what proves delivery.
+            self.producer.poll(min(WAIT_POLL_S, max(deadline - time.monotonic(), 0)))
             if self.fatal_error:
                 break
         problem = self.fatal_error or flight.transient_error

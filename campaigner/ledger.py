@@ -3,7 +3,9 @@
 The claiming process takes a session-level advisory lock on the run in the
 same transaction as the INSERT, so no other process can see a claimed run
 whose owner does not hold its lock. The connection must stay open (and, behind
-a pooler, be in session mode) for the whole run.
+a pooler, be in session mode) for the whole run. An unfinished run is taken
+over only by a process that gets its lock, so a worker that is alive, however
+slow or stopped, keeps its run.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def run_settings(campaign: Campaign) -> dict[str, Any]:
         "message_fields": list(campaign.message_fields),
         "batch_size": campaign.batch_size,
         "deadline_s": campaign.deadline.total_seconds(),
+        # A gateway's quota does not grow because the run was resumed.
+        "rate_limit": campaign.rate_limit,
     }
 
 
@@ -95,6 +99,7 @@ def as_started(campaign: Campaign, run: Run) -> Campaign:
         deadline=timedelta(
             seconds=started.get("deadline_s", campaign.deadline.total_seconds())
         ),
+        rate_limit=started.get("rate_limit", campaign.rate_limit),
     )
 
 
@@ -197,13 +202,14 @@ def claim_backfill(
 
 
 def take_over(conn: psycopg.Connection, run_id: int) -> Run:
+    """Make the run ours (its lock already is): one more attempt, from this host
+    and process. Counts, checkpoint, start time and the last error are kept."""
     with conn.cursor(row_factory=class_row(Run)) as cur:
         cur.execute(
             f"""
             UPDATE campaign_runs
             SET status = 'running', attempts = attempts + 1, retryable = false,
-                error = NULL, finished_at = NULL, heartbeat_at = now(),
-                host = %s, pid = %s
+                finished_at = NULL, heartbeat_at = now(), host = %s, pid = %s
             WHERE id = %s
             RETURNING {RUN_COLUMNS}
             """,
@@ -212,6 +218,68 @@ def take_over(conn: psycopg.Connection, run_id: int) -> Run:
         run = cur.fetchone()
     assert run is not None
     return run
+
+
+# A run in one of these states has no worker, or a dead one once its lock is free.
+UNFINISHED = """(r.status = 'interrupted'
+         OR (r.status = 'failed' AND r.retryable)
+         OR r.status = 'running')"""
+
+
+def lock_if_abandoned(conn: psycopg.Connection, run_id: int) -> bool:
+    """Take the run's lock if nobody holds it and the run is still unfinished.
+
+    The lock, never the heartbeat's age, tells a dead worker from a slow or
+    stopped one: a live worker's session holds it for the whole run. The status
+    is read after the lock is taken, so a run that its worker finished (and
+    unlocked) a moment ago is left alone.
+    """
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(%s, %s)", lock_key(run_id)
+    ).fetchone()
+    if row is None or not row[0]:
+        return False
+    still = conn.execute(
+        f"SELECT 1 FROM campaign_runs r WHERE r.id = %s AND {UNFINISHED}", [run_id]
+    ).fetchone()
+    if still is None:
+        release(conn, run_id)
+        return False
+    return True
+
+
+def take_over_abandoned(conn: psycopg.Connection, run_id: int) -> Run | None:
+    """Take over an unfinished run whose worker is gone, or None when a live
+    worker holds it or it is finished after all."""
+    if not lock_if_abandoned(conn, run_id):
+        return None
+    with conn.transaction():
+        return take_over(conn, run_id)
+
+
+def expire_abandoned(
+    conn: psycopg.Connection, run_id: int, *, error: str
+) -> Run | None:
+    """Mark an unfinished run past its deadline expired, keeping its counts; None
+    when a live worker holds it (it expires the run itself at its next batch)."""
+    if not lock_if_abandoned(conn, run_id):
+        return None
+    return finish(conn, run_id, status="expired", error=error)
+
+
+def heartbeat(conn: psycopg.Connection, run_id: int) -> str | None:
+    """Note that the run's worker is alive and return its campaign's status now
+    (None once the campaign was deleted)."""
+    row = conn.execute(
+        """
+        UPDATE campaign_runs r SET heartbeat_at = now()
+        FROM campaigns c
+        WHERE r.id = %s AND c.id = r.campaign_id
+        RETURNING c.status
+        """,
+        [run_id],
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def lock_key(run_id: int) -> tuple[int, int]:
@@ -324,33 +392,45 @@ def last_runs(conn: psycopg.Connection) -> dict[int, LastRun]:
 
 @dataclasses.dataclass(frozen=True)
 class UnfinishedRun:
-    id: int
-    campaign_id: int
-    campaign: str
+    """A run that stopped before the end of its cohort, with its campaign's state."""
+
+    run: Run
+    campaign_name: str
     campaign_status: str
-    scheduled_for: datetime
-    status: str
-    checkpoint: int | None
+    # Whether its deadline (slot + the deadline it started with) has passed.
+    expired: bool
+    expires_at: datetime
 
 
 def unfinished_runs(conn: psycopg.Connection) -> list[UnfinishedRun]:
-    """Runs that stopped before the end of their cohort and could still resume
-    before their deadline: failed and retryable, interrupted, or marked running
-    while nobody holds their advisory lock (their worker died)."""
-    with conn.cursor(row_factory=class_row(UnfinishedRun)) as cur:
+    """Runs that stopped before the end of their cohort: failed and retryable,
+    interrupted, or marked running while nobody holds their advisory lock (their
+    worker died), oldest slot first."""
+    columns = ", ".join(f"r.{name.strip()}" for name in RUN_COLUMNS.split(","))
+    with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             f"""
-            SELECT r.id, r.campaign_id, c.name AS campaign, c.status AS campaign_status,
-                   r.scheduled_for, r.status, r.checkpoint
+            SELECT {columns}, c.name AS campaign_name, c.status AS campaign_status,
+                   r.scheduled_for + coalesce(
+                       make_interval(secs => (r.settings->>'deadline_s')::float),
+                       c.deadline) AS expires_at,
+                   now() AS now
             FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id
-            WHERE (r.status = 'interrupted'
-                   OR (r.status = 'failed' AND r.retryable)
-                   OR (r.status = 'running' AND NOT {RUN_LOCK_HELD}))
-              AND r.scheduled_for + coalesce(
-                    make_interval(secs => (r.settings->>'deadline_s')::float),
-                    c.deadline) > now()
-            ORDER BY r.id
+            WHERE {UNFINISHED}
+              AND NOT (r.status = 'running' AND {RUN_LOCK_HELD})
+            ORDER BY r.scheduled_for, r.id
             """,
             [RUN_LOCK_CLASS, LOCK_KEY_MODULUS],
         )
-        return cur.fetchall()
+        rows = cur.fetchall()
+    names = [field.name for field in dataclasses.fields(Run)]
+    return [
+        UnfinishedRun(
+            run=Run(**{name: row[name] for name in names}),
+            campaign_name=row["campaign_name"],
+            campaign_status=row["campaign_status"],
+            expired=row["expires_at"] <= row["now"],
+            expires_at=row["expires_at"],
+        )
+        for row in rows
+    ]

@@ -1,4 +1,5 @@
-"""One `execute`: the campaigns due at a tick, each claimed, streamed and recorded.
+"""One `execute`: the campaigns due at a tick, each claimed, streamed and recorded,
+after the runs an earlier execute left unfinished are resumed (or expired).
 
 Campaigns run one after another. A campaign that fails for its own reason is
 recorded and the others go on; PostgreSQL or Kafka failing stops the
@@ -35,6 +36,10 @@ STOPS_THE_INVOCATION = (
 )
 
 
+# What an execute does: fire a due slot, or resume (or expire) an unfinished run.
+Work = Due | ledger.UnfinishedRun
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """What became of one campaign at this tick."""
@@ -59,7 +64,12 @@ def execute(
     campaign_name: str | None = None,
     force: bool = False,
 ) -> list[Outcome]:
-    """Fire every slot due at the tick (or one campaign now) and return the outcomes."""
+    """Fire every slot due at the tick (or one campaign now) and return the outcomes.
+
+    Without a campaign name (the cron form), runs that an earlier invocation left
+    unfinished are first resumed at their checkpoint, or expired past their
+    deadline; their slots are not claimed again.
+    """
     with ExitStack() as stack:
         context = Context(settings, stack)
         stack.enter_context(stopping_on_signals(context))
@@ -71,6 +81,7 @@ def execute(
                 campaigns = load_campaigns(context.control, statuses=("active",))
                 dues, invalid = planning.plan(campaigns, tick=tick)
                 dues = drop_past_deadline(dues, now=now)
+                unfinished = ledger.unfinished_runs(context.control)
             else:
                 campaign = load_campaign(context.control, campaign_name)
                 earlier = (
@@ -81,16 +92,57 @@ def execute(
                 dues, invalid = planning.plan_one(
                     campaign, at=at, now=now, force=force, has_run=earlier is not None
                 )
-            resuming = {(d.campaign.id, d.scheduled_for) for d in dues if d.backfill}
-            warn_about_unfinished_runs(context.control, resuming=resuming)
+                campaigns, unfinished = [], []
         outcomes = [invalid_outcome(problem) for problem in invalid]
-        for index, due in enumerate(dues):
-            outcome = fire(context, due)
+        work: list[Work] = [
+            *to_resume(unfinished, campaigns),
+            *unclaimed(dues, unfinished),
+        ]
+        for index, item in enumerate(work):
+            outcome = do(context, item, campaigns)
+            if outcome is None:
+                continue
             outcomes.append(outcome)
             if outcome.exit_code in STOPS_THE_INVOCATION:
-                outcomes.extend(skipped(dues[index + 1 :], outcome))
+                outcomes.extend(skipped(work[index + 1 :], outcome))
                 break
         return outcomes
+
+
+def do(context: Context, item: Work, campaigns: list[Campaign]) -> Outcome | None:
+    if isinstance(item, Due):
+        return fire(context, item)
+    if item.expired:
+        return expire(context, item)
+    [campaign] = [c for c in campaigns if c.id == item.run.campaign_id]
+    return resume(context, campaign, item)
+
+
+def to_resume(
+    unfinished: list[ledger.UnfinishedRun], campaigns: list[Campaign]
+) -> list[ledger.UnfinishedRun]:
+    """The unfinished runs to resume (those of active campaigns) or to expire."""
+    active = {campaign.id for campaign in campaigns}
+    kept = []
+    for stranded in unfinished:
+        if stranded.expired or stranded.run.campaign_id in active:
+            kept.append(stranded)
+            continue
+        logger.info(
+            "campaign %r is %s: its run %d (slot %s) resumes when it is active again",
+            stranded.campaign_name,
+            stranded.campaign_status,
+            stranded.run.id,
+            stranded.run.scheduled_for.isoformat(),
+            extra={"event": "run_waiting", "run_id": stranded.run.id},
+        )
+    return kept
+
+
+def unclaimed(dues: list[Due], unfinished: list[ledger.UnfinishedRun]) -> list[Due]:
+    """The dues whose slot has no unfinished run: those are resumed instead."""
+    taken = {(u.run.campaign_id, u.run.scheduled_for) for u in unfinished}
+    return [due for due in dues if (due.campaign.id, due.scheduled_for) not in taken]
 
 
 def drop_past_deadline(dues: list[Due], *, now: datetime) -> list[Due]:
@@ -113,34 +165,6 @@ def drop_past_deadline(dues: list[Due], *, now: datetime) -> list[Due]:
     return kept
 
 
-def warn_about_unfinished_runs(
-    conn: psycopg.Connection, *, resuming: set[tuple[int, datetime]]
-) -> None:
-    # TODO: unfinished runs (failed on delivery, interrupted, or left running by
-    # a process that died) are not yet resumed automatically by the next execute;
-    # operators see this warning at every execute until they resume the run by
-    # hand or its deadline passes. Replace it with the automatic takeover once
-    # resumable runs land.
-    for run in ledger.unfinished_runs(conn):
-        if (run.campaign_id, run.scheduled_for) in resuming:
-            continue
-        state = "lost its process" if run.status == "running" else run.status
-        force = "" if run.campaign_status == "active" else " --force"
-        logger.warning(
-            "campaign %r: run %d (slot %s) %s after user id %s; resume it with"
-            " `campaigner execute --campaign %s --at %s%s`",
-            run.campaign,
-            run.id,
-            run.scheduled_for.isoformat(),
-            state,
-            run.checkpoint,
-            run.campaign,
-            run.scheduled_for.isoformat(),
-            force,
-            extra={"event": "run_unfinished", "run_id": run.id},
-        )
-
-
 def invalid_outcome(problem: planning.Invalid) -> Outcome:
     logger.error(
         "%s",
@@ -155,21 +179,36 @@ def invalid_outcome(problem: planning.Invalid) -> Outcome:
     )
 
 
-def skipped(dues: list[Due], cause: Outcome) -> Iterator[Outcome]:
-    for due in dues:
+def skipped(work: list[Work], cause: Outcome) -> Iterator[Outcome]:
+    for item in work:
+        name, slot, campaign_id = describe(item)
         logger.warning(
             "campaign %r: slot %s not started because of the error above",
-            due.campaign.name,
-            due.scheduled_for.isoformat(),
-            extra={"event": "run_not_started", "campaign_id": due.campaign.id},
+            name,
+            slot.isoformat(),
+            extra={"event": "run_not_started", "campaign_id": campaign_id},
         )
         yield Outcome(
-            due.campaign.name,
+            name,
             "not_started",
-            scheduled_for=due.scheduled_for,
+            scheduled_for=slot,
             error=f"not started: {cause.error}",
             exit_code=cause.exit_code,
         )
+
+
+def describe(item: Work) -> tuple[str, datetime, int]:
+    """Campaign name, slot and campaign id of a piece of work."""
+    if isinstance(item, Due):
+        return item.campaign.name, item.scheduled_for, item.campaign.id
+    return item.campaign_name, item.run.scheduled_for, item.run.campaign_id
+
+
+def not_started(name: str, slot: datetime, exc: errors.CampaignerError) -> Outcome:
+    logger.error("%s", exc.message, extra={"event": "run_not_started"})
+    return Outcome(
+        name, "not_started", slot, error=exc.message, exit_code=exc.exit_code
+    )
 
 
 def fire(context: Context, due: Due) -> Outcome:
@@ -178,18 +217,7 @@ def fire(context: Context, due: Due) -> Outcome:
     try:
         run = claim(context, due)
     except errors.CampaignerError as exc:
-        logger.error(
-            "%s",
-            exc.message,
-            extra={"event": "run_not_started", "campaign_id": due.campaign.id},
-        )
-        return Outcome(
-            due.campaign.name,
-            "not_started",
-            due.scheduled_for,
-            error=exc.message,
-            exit_code=exc.exit_code,
-        )
+        return not_started(due.campaign.name, due.scheduled_for, exc)
     if run is None:
         logger.info(
             "campaign %r: slot %s already claimed",
@@ -203,17 +231,99 @@ def fire(context: Context, due: Due) -> Outcome:
     return close_run(context, campaign, run, ending, started=started)
 
 
-def claim(context: Context, due: Due) -> ledger.Run | None:
-    """Check the campaign, then claim its slot. What can be fixed quickly (a
-    missing topic, a typo in a field, the broker being down) is checked before
-    the claim, so that the slot still fires once fixed, within its grace. A
-    back-fill's campaign is already the one its earlier run started with."""
-    context.check_stop("before claiming its slot")
-    campaign = due.campaign
+def resume(
+    context: Context, campaign: Campaign, stranded: ledger.UnfinishedRun
+) -> Outcome | None:
+    """Take over a run whose worker is gone and resume it at its checkpoint; None
+    when its worker turns out to be alive (it holds the run's lock)."""
+    started = time.monotonic()
+    campaign = ledger.as_started(campaign, stranded.run)
+    try:
+        context.check_stop("before resuming its run")
+        check_campaign(context, campaign)
+        with db.translated("taking over a run"):
+            run = ledger.take_over_abandoned(context.control, stranded.run.id)
+    except errors.CampaignerError as exc:
+        return not_started(campaign.name, stranded.run.scheduled_for, exc)
+    if run is None:
+        logger.info(
+            "campaign %r: run %d is alive in another process",
+            campaign.name,
+            stranded.run.id,
+            extra={"event": "run_alive", "run_id": stranded.run.id},
+        )
+        return None
+    # A worker that died is news for the operator; a retry is routine.
+    level = logging.WARNING if stranded.run.status == "running" else logging.INFO
+    logger.log(
+        level,
+        "campaign %r: resuming run %d (slot %s, %s) after user id %s, attempt %d",
+        campaign.name,
+        run.id,
+        run.scheduled_for.isoformat(),
+        "its worker died" if stranded.run.status == "running" else stranded.run.status,
+        run.checkpoint,
+        run.attempts,
+        extra={
+            "event": "run_resumed",
+            "campaign_id": campaign.id,
+            "run_id": run.id,
+            "attempt": run.attempts,
+            "checkpoint": run.checkpoint,
+        },
+    )
+    ending = run_to_the_end(context, campaign, run)
+    return close_run(context, campaign, run, ending, started=started)
+
+
+def expire(context: Context, stranded: ledger.UnfinishedRun) -> Outcome | None:
+    """Mark an unfinished run past its deadline expired, with its counts."""
+    started = time.monotonic()
+    old = stranded.run
+    error = (
+        f"campaign {stranded.campaign_name!r}: deadline"
+        f" {stranded.expires_at.isoformat()} passed before the end of the cohort"
+        f" (stopped after user id {old.checkpoint}); the rest is not sent"
+    )
+    try:
+        with db.translated("expiring a run"):
+            run = ledger.expire_abandoned(context.control, old.id, error=error)
+    except errors.CampaignerError as exc:
+        return not_started(stranded.campaign_name, old.scheduled_for, exc)
+    if run is None:
+        return None
+    outcome = Outcome(
+        stranded.campaign_name,
+        run.status,
+        run.scheduled_for,
+        run_id=run.id,
+        manual=run.manual,
+        matched=run.matched,
+        produced=run.produced,
+        failed=run.failed,
+        duration_s=round(time.monotonic() - started, 3),
+        error=error,
+        exit_code=errors.EXIT_CAMPAIGN,
+    )
+    log_outcome(run.campaign_id, stranded.campaign_name, outcome)
+    return outcome
+
+
+def check_campaign(context: Context, campaign: Campaign) -> None:
+    """Everything about a campaign that can be fixed quickly (a missing topic, a
+    typo in a field, the broker being down), checked before a run is claimed or
+    taken over, so that it still runs once fixed."""
     with db.translated("reading the customer table's columns"):
         columns = context.customer_columns()
     cohort.check_campaign(campaign, columns, context.settings, conn=context.reader)
     context.sink.check_topic(campaign.name, campaign.topic)
+
+
+def claim(context: Context, due: Due) -> ledger.Run | None:
+    """Check the campaign, then claim its slot. A back-fill's campaign is already
+    the one its earlier run started with."""
+    context.check_stop("before claiming its slot")
+    check_campaign(context, due.campaign)
     with db.translated("claiming a run"):
         if due.backfill:
             return ledger.claim_backfill(
@@ -249,6 +359,8 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
         refused = streaming.stream(context, campaign, run)
     except errors.DeadlinePassed as exc:
         return Ending("expired", exc.message, exit_code=exc.exit_code)
+    except streaming.CampaignPaused as exc:
+        return Ending("interrupted", exc.message, True, exc.exit_code)
     except errors.Interrupted as exc:
         return Ending("interrupted", exc.message, True, exc.exit_code)
     except errors.CampaignerError as exc:
@@ -311,11 +423,11 @@ def close_run(
         error=error,
         exit_code=exit_code,
     )
-    log_outcome(campaign, outcome)
+    log_outcome(campaign.id, campaign.name, outcome)
     return outcome
 
 
-def log_outcome(campaign: Campaign, outcome: Outcome) -> None:
+def log_outcome(campaign_id: int, name: str, outcome: Outcome) -> None:
     facts = (
         f"run {outcome.run_id}, slot {format_slot(outcome)}: {outcome.matched} matched,"
         f" {outcome.produced} produced, {outcome.failed} failed"
@@ -323,7 +435,7 @@ def log_outcome(campaign: Campaign, outcome: Outcome) -> None:
     )
     extra = {
         "event": "run_finished",
-        "campaign_id": campaign.id,
+        "campaign_id": campaign_id,
         "run_id": outcome.run_id,
         "status": outcome.status,
         "matched": outcome.matched,
@@ -331,12 +443,12 @@ def log_outcome(campaign: Campaign, outcome: Outcome) -> None:
         "failed": outcome.failed,
         "duration_s": outcome.duration_s,
     }
-    if outcome.error:
+    if outcome.error and outcome.exit_code == errors.EXIT_OK:
+        logger.warning("%s (%s %s)", outcome.error, outcome.status, facts, extra=extra)
+    elif outcome.error:
         logger.error("%s (%s %s)", outcome.error, outcome.status, facts, extra=extra)
     else:
-        logger.info(
-            "campaign %r %s (%s)", campaign.name, outcome.status, facts, extra=extra
-        )
+        logger.info("campaign %r %s (%s)", name, outcome.status, facts, extra=extra)
 
 
 def format_slot(outcome: Outcome) -> str:

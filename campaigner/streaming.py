@@ -1,9 +1,19 @@
-"""One run's delivery: the cohort read batch by batch, each batch produced and
-confirmed by the broker before the checkpoint moves past it."""
+"""One run's delivery: the cohort read batch by batch, each batch a flight that the
+broker confirms, several flights on their way at once.
+
+The checkpoint moves only over the contiguous prefix of confirmed flights, one
+short transaction per flight: after a crash, at most the flights that were on
+their way are sent again. Between flights the campaign's status is read back,
+so pausing it stops the run at its next flight.
+"""
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import logging
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,45 +21,233 @@ from campaigner import cohort, db, errors, ledger, planning
 from campaigner.campaigns import Campaign
 from campaigner.context import Context
 from campaigner.envelope import EnvelopeTemplate
+from campaigner.kafka_sink import Flight
 
 logger = logging.getLogger(__name__)
 
 # Reading starts below every possible key of a bigint column.
 FIRST_KEY = -(2**63)
+# With a rate limit, a batch is produced in slices of this many seconds' worth of
+# messages, so a stop signal or a delivery report never waits a whole batch.
+PACING_SLICE_S = 0.1
+
+
+class CampaignPaused(errors.CampaignerError):
+    """The campaign was paused (or archived, or deleted) while its run went on."""
+
+    exit_code = errors.EXIT_OK
+
+
+@dataclasses.dataclass
+class Pending:
+    """A flight and the rows it carries, until its checkpoint is saved."""
+
+    batch_no: int
+    flight: Flight
+    rows: int = 0
+    last_key: int | None = None
+
+
+class RateLimit:
+    """At most `per_second` messages per second on average over the run."""
+
+    def __init__(self, per_second: int | None) -> None:
+        self.per_second = per_second
+        self.started = time.monotonic()
+        self.sent = 0
+
+    @property
+    def slice_size(self) -> int | None:
+        if self.per_second is None:
+            return None
+        return max(1, int(self.per_second * PACING_SLICE_S))
+
+    def delay(self) -> float:
+        """Seconds to wait before the next slice may be produced."""
+        if self.per_second is None:
+            return 0.0
+        delay = self.started + self.sent / self.per_second - time.monotonic()
+        if delay < -PACING_SLICE_S:
+            # Time spent reading the cohort is not saved up for a burst later.
+            self.started -= delay + PACING_SLICE_S
+            delay = -PACING_SLICE_S
+        return delay
 
 
 def stream(context: Context, campaign: Campaign, run: ledger.Run) -> int:
-    """Produce one message per cohort row, batch by batch, each confirmed before the
-    checkpoint moves past it. Returns how many recipients were refused for good."""
-    template = envelope_template(campaign, run)
-    batches = cohort.read_batches(
-        context.reader,
-        context.settings,
-        campaign_name=campaign.name,
-        cohort=campaign.cohort,
-        fields=campaign.message_fields,
-        after=FIRST_KEY if run.checkpoint is None else run.checkpoint,
-        batch_size=campaign.batch_size,
-    )
-    refused = 0
-    for batch_no, rows in enumerate(batches, start=1):
-        context.check_stop(f"before user id {rows[0][0]}")
+    """Produce one message per cohort row, each batch confirmed before the checkpoint
+    moves past it. Returns how many recipients were refused for good."""
+    return Delivery(context, campaign, run).run()
+
+
+class Delivery:
+    """The flights of one run."""
+
+    def __init__(self, context: Context, campaign: Campaign, run: ledger.Run) -> None:
+        self.context = context
+        self.campaign = campaign
+        self.run_row = run
+        self.template = envelope_template(campaign, run)
+        self.window: collections.deque[Pending] = collections.deque()
+        self.limit = RateLimit(campaign.rate_limit)
+        self.refused = 0
+        self.in_flight = context.settings.batches_in_flight
+        # A campaign run by hand with --force while paused is not stopped by it.
+        self.stops_when_paused = campaign.status == "active"
+
+    def run(self) -> int:
+        batches = cohort.read_batches(
+            self.context.reader,
+            self.context.settings,
+            campaign_name=self.campaign.name,
+            cohort=self.campaign.cohort,
+            fields=self.campaign.message_fields,
+            after=FIRST_KEY
+            if self.run_row.checkpoint is None
+            else self.run_row.checkpoint,
+            batch_size=self.campaign.batch_size,
+        )
+        for batch_no, rows in enumerate(batches, start=1):
+            self.check_before_flight()
+            pending = Pending(batch_no, Flight())
+            self.window.append(pending)
+            self.fly(pending, rows)
+            if pending.rows < len(rows):  # cut short by a signal
+                self.stop(self.interrupted())
+            self.settle(keep=self.in_flight - 1)
+        self.settle(keep=0)
+        return self.refused
+
+    def check_before_flight(self) -> None:
+        """Stop before the next flight on a signal, a pause, or the deadline."""
+        if self.context.stop_signal is not None:
+            self.stop(self.interrupted())
         # The local clock: close enough to the database's for deadlines of hours.
-        check_deadline(campaign, template.expires_at, now=datetime.now(UTC))
-        refused += send_batch(context, campaign, run, template, rows)
+        if datetime.now(UTC) >= self.template.expires_at:
+            self.stop(
+                errors.DeadlinePassed(
+                    f"campaign {self.campaign.name!r}: deadline"
+                    f" {self.template.expires_at.isoformat()} passed before the end"
+                    " of the cohort; the rest is not sent"
+                )
+            )
+        with db.translated("reading the campaign's status"):
+            status = ledger.heartbeat(self.context.control, self.run_row.id)
+        if self.stops_when_paused and status != "active":
+            self.stop(
+                CampaignPaused(
+                    f"campaign {self.campaign.name!r} is {status or 'deleted'}: its"
+                    f" run stopped after user id {self.checkpoint()}; it resumes"
+                    " when the campaign is active again, before its deadline"
+                )
+            )
+
+    def fly(self, pending: Pending, rows: list[tuple[Any, ...]]) -> None:
+        """Produce a batch, paced by the rate limit; a stop signal cuts it short."""
+        messages = self.template.render(rows, produced_at=datetime.now(UTC))
+        for start, end in slices(len(messages), self.limit.slice_size):
+            if not self.pace():
+                break
+            self.context.sink.send(
+                self.campaign.topic, messages[start:end], pending.flight
+            )
+            self.limit.sent += end - start
+            pending.rows, pending.last_key = end, rows[end - 1][0]
+            # Earlier flights confirmed meanwhile move the checkpoint now.
+            self.settle(keep=self.in_flight, producing=True)
         logger.debug(
-            "campaign %r: batch %d confirmed (%d rows)",
-            campaign.name,
-            batch_no,
-            len(rows),
+            "campaign %r: batch %d produced (%d rows)",
+            self.campaign.name,
+            pending.batch_no,
+            pending.rows,
             extra={
-                "event": "batch_confirmed",
-                "run_id": run.id,
-                "batch_no": batch_no,
-                "rows": len(rows),
+                "event": "batch_produced",
+                "campaign_id": self.campaign.id,
+                "run_id": self.run_row.id,
+                "batch_no": pending.batch_no,
+                "rows": pending.rows,
             },
         )
-    return refused
+
+    def pace(self) -> bool:
+        """Wait for the rate limit, serving delivery reports; False on a signal."""
+        while (delay := self.limit.delay()) > 0:
+            if self.context.stop_signal is not None:
+                return False
+            self.context.sink.poll(min(delay, PACING_SLICE_S))
+        return self.context.stop_signal is None
+
+    def settle(self, *, keep: int, producing: bool = False) -> None:
+        """Save the checkpoint over the oldest flights, in order: each one already
+        confirmed, then wait for more until at most `keep` are left on their way.
+        The newest flight is left alone while it is being produced."""
+        while len(self.window) > (1 if producing else 0):
+            head = self.window[0]
+            if len(self.window) <= keep and not head.flight.done:
+                return
+            self.context.sink.wait(
+                head.flight, campaign_name=self.campaign.name, topic=self.campaign.topic
+            )
+            self.record(head)
+            self.window.popleft()
+
+    def record(self, pending: Pending) -> None:
+        flight = pending.flight
+        if pending.last_key is not None:
+            with db.translated("saving the checkpoint"):
+                ledger.record_progress(
+                    self.context.control,
+                    self.run_row.id,
+                    checkpoint=pending.last_key,
+                    matched=pending.rows,
+                    produced=flight.confirmed,
+                    refused=flight.refused,
+                )
+        self.refused += len(flight.refused)
+        logger.debug(
+            "campaign %r: batch %d confirmed (%d rows)",
+            self.campaign.name,
+            pending.batch_no,
+            pending.rows,
+            extra={
+                "event": "batch_confirmed",
+                "campaign": self.campaign.name,
+                "campaign_id": self.campaign.id,
+                "run_id": self.run_row.id,
+                "batch_no": pending.batch_no,
+                "rows": pending.rows,
+                "produced": flight.confirmed,
+                "failed": len(flight.refused),
+                "checkpoint": pending.last_key,
+            },
+        )
+
+    def stop(self, reason: errors.CampaignerError) -> None:
+        """Confirm and record what is on its way, then raise `reason`."""
+        self.settle(keep=0)
+        raise reason
+
+    def interrupted(self) -> errors.Interrupted:
+        assert self.context.stop_signal is not None
+        return errors.Interrupted(
+            f"campaign {self.campaign.name!r}: stopped by"
+            f" {self.context.stop_signal.name} after user id {self.checkpoint()};"
+            " the next execute resumes it"
+        )
+
+    def checkpoint(self) -> int | None:
+        """The last key whose flight is on its way or confirmed."""
+        for pending in reversed(self.window):
+            if pending.last_key is not None:
+                return pending.last_key
+        return self.run_row.checkpoint
+
+
+def slices(count: int, size: int | None) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive slices of at most `size` (all at once if None)."""
+    step = count if size is None else size
+    for start in range(0, count, max(step, 1)):
+        yield start, min(start + step, count)
 
 
 def envelope_template(campaign: Campaign, run: ledger.Run) -> EnvelopeTemplate:
@@ -64,35 +262,3 @@ def envelope_template(campaign: Campaign, run: ledger.Run) -> EnvelopeTemplate:
         expires_at=planning.expires_at(campaign, run.scheduled_for),
         fields=campaign.message_fields,
     )
-
-
-def check_deadline(campaign: Campaign, expires_at: datetime, *, now: datetime) -> None:
-    if now >= expires_at:
-        raise errors.DeadlinePassed(
-            f"campaign {campaign.name!r}: deadline {expires_at.isoformat()} passed"
-            " before the end of the cohort; the rest is not sent"
-        )
-
-
-def send_batch(
-    context: Context,
-    campaign: Campaign,
-    run: ledger.Run,
-    template: EnvelopeTemplate,
-    rows: list[tuple[Any, ...]],
-) -> int:
-    """Produce one batch, wait for all its delivery reports, then move the
-    checkpoint past it. Returns how many recipients were refused for good."""
-    messages = template.render(rows, produced_at=datetime.now(UTC))
-    flight = context.sink.send(campaign.topic, messages)
-    context.sink.wait(flight, campaign_name=campaign.name, topic=campaign.topic)
-    with db.translated("saving the checkpoint"):
-        ledger.record_progress(
-            context.control,
-            run.id,
-            checkpoint=rows[-1][0],
-            matched=len(rows),
-            produced=flight.confirmed,
-            refused=flight.refused,
-        )
-    return len(flight.refused)

@@ -415,3 +415,42 @@ def restore_campaigner_logging() -> Iterator[None]:
     logger.setLevel(saved[0])
     logger.handlers[:] = saved[1]
     logger.propagate = saved[2]
+
+
+# -- crash and fault tests ----------------------------------------------------
+
+
+def wait_for(condition: Any, *, timeout: float, interval: float = 0.02) -> bool:
+    """Poll `condition()` until it is true or `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def start_cli(
+    *args: str,
+    database_url: str,
+    kafka_bootstrap: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """Start the installed campaigner in a subprocess, without waiting for it."""
+    return subprocess.Popen(
+        cli_command(*args),
+        env=cli_env(
+            database_url=database_url, kafka_bootstrap=kafka_bootstrap, extra=env
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_checkpoint(database_url: str) -> int:
+    """The only run's checkpoint (0 before any), read on a connection of its own."""
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("SELECT max(checkpoint) FROM campaign_runs").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

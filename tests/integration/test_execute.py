@@ -337,33 +337,42 @@ def test_execute__manual_run_of_one_campaign(
     assert sorted(int(key) for key, _, _ in messages) == expected
 
 
-def test_execute__warns_about_a_run_left_running_by_a_dead_process(
-    db: psycopg.Connection[Any],
-    settings: Settings,
-    topic: str,
-    caplog: pytest.LogCaptureFixture,
+def test_execute__run_of_a_paused_campaign_waits_until_it_is_active(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
+    insert_users(db, 500)
     slot = recent_slot(db)
     campaign_id = insert_campaign(
-        db, name="crashed", topic=topic, schedule="* * * * *", batch_size=100
+        db, name="on-hold", topic=topic, schedule="* * * * *", status="paused"
     )
     insert_stranded_run(db, campaign_id, checkpoint=400, slot=slot)
-    caplog.set_level(logging.WARNING, logger="campaigner.runner")
 
-    runner.execute(settings, at=slot)
+    paused = runner.execute(settings, at=slot)
+    db.execute("UPDATE campaigns SET status = 'active'")
+    active = runner.execute(settings, at=slot)
 
-    assert [
-        (record.levelname, record.getMessage())
-        for record in caplog.records
-        if getattr(record, "event", None) == "run_unfinished"
-    ] == [
-        (
-            "WARNING",
-            f"campaign 'crashed': run 1 (slot {slot.isoformat()}) lost its process"
-            " after user id 400; resume it with `campaigner execute --campaign"
-            f" crashed --at {slot.isoformat()}`",
-        )
-    ]
+    assert paused == []
+    assert [(o.status, o.produced) for o in active] == [("succeeded", 500)]
+    messages = read_back(settings.kafka_bootstrap_servers, topic, expected=100)
+    assert sorted(int(key) for key, _, _ in messages) == list(range(401, 501))
+    assert [(r["status"], r["attempts"]) for r in run_rows(db)] == [("succeeded", 2)]
+
+
+def test_execute__unfinished_run_past_its_deadline_is_expired_with_its_counts(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    insert_users(db, 500)
+    campaign_id = insert_campaign(
+        db, name="too-late", topic=topic, deadline=timedelta(hours=4)
+    )
+    insert_stranded_run(db, campaign_id, checkpoint=400)
+
+    [outcome] = runner.execute(settings)
+
+    [run] = run_rows(db)
+    assert (outcome.status, outcome.produced, outcome.exit_code) == ("expired", 400, 6)
+    assert (run["status"], run["produced"], run["checkpoint"]) == ("expired", 400, 400)
+    assert "deadline 2025-06-02T13:00:00+00:00 passed" in run["error"]
 
 
 def test_execute__run_holding_its_lock_is_not_reported_stranded(
@@ -385,9 +394,6 @@ def test_execute__run_holding_its_lock_is_not_reported_stranded(
     ] == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="stranded runs are not resumed yet (TODO in runner.py)"
-)
 def test_execute__resumes_a_run_whose_worker_died_at_its_checkpoint(
     db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
@@ -619,11 +625,6 @@ def test_execute__refuses_a_future_tick(
     assert run_rows(db) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the campaign's status is not read back between batches yet: pausing"
-    " stops only its next runs, not the one going on",
-)
 def test_execute__pausing_a_campaign_stops_its_run_at_the_next_flight(
     db: psycopg.Connection[Any],
     database_url: str,
@@ -648,8 +649,10 @@ def test_execute__pausing_a_campaign_stops_its_run_at_the_next_flight(
     runner.execute(settings, at=TICK)
 
     [run] = run_rows(db)
-    assert (run["produced"], run["checkpoint"], run["status"] != "succeeded") == (
-        100,
-        100,
-        True,
-    )
+    # The flights already on their way when it was paused are confirmed and kept.
+    assert (
+        run["status"],
+        run["checkpoint"] == run["produced"],
+        100 <= run["produced"] <= 100 * settings.batches_in_flight,
+    ) == ("interrupted", True, True)
+    assert "campaign 'pause-me' is paused" in run["error"]
