@@ -217,3 +217,38 @@ def test_slots_between__both_ends() -> None:
         utc(2025, 6, 2, 11, 0),
         utc(2025, 6, 2, 12, 0),
     ]
+
+
+# Where cronsim, the differential test's oracle, is wrong and cronie's loop
+# (and so campaigner) is not: wildcard schedules in a half-hour change, and on
+# a day whose midnight is skipped.
+def test_fires__wildcard_in_lord_howes_repeated_half_hour_runs_twice() -> None:
+    fires = fires_on("45 * * * *", "Australia/Lord_Howe", date(2025, 4, 6))
+
+    # 01:45 comes at +11:00 and again at +10:30 (cronsim skips the second).
+    assert fires[:3] == [
+        utc(2025, 4, 5, 13, 45),
+        utc(2025, 4, 5, 14, 45),
+        utc(2025, 4, 5, 15, 15),
+    ]
+    assert len(fires) == 25
+
+
+def test_fires__wildcard_hour_zero_on_a_day_without_midnight() -> None:
+    fires = fires_on("* 0 * * *", "America/Santiago", date(2025, 9, 7))
+
+    # 00:xx never happens that day (cronsim fires at 01:00).
+    assert fires == []
+
+
+# A deliberate difference from cronie: a skipped interval longer than three
+# hours (only historical changes, such as Samoa skipping 2011-12-30) makes
+# cronie's loop jump and drop the fixed-time jobs of the lost hours; campaigner
+# still fires each such slot once, right after the jump, as for daylight saving.
+def test_fires__fixed_time_on_a_skipped_day_fires_after_the_jump() -> None:
+    schedule = Schedule.parse("0 9 * * *", "Pacific/Apia")
+
+    slots = schedule.next_slots(after=utc(2011, 12, 29, 12, 0), count=2)
+
+    # 2011-12-29 09:00 -10:00, then the lost 30th at 2011-12-31 00:00 +14:00.
+    assert slots == [utc(2011, 12, 29, 19, 0), utc(2011, 12, 30, 10, 0)]
