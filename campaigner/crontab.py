@@ -14,6 +14,14 @@ import dataclasses
 import re
 from collections.abc import Callable
 
+from cron_descriptor import (
+    ExpressionDescriptor,
+    FormatException,
+    MissingFieldException,
+    Options,
+    WrongArgumentException,
+)
+
 from campaigner.errors import InvalidSchedule
 
 # The aliases cronie accepts (`@reboot` aside: it has no slot), as the fields
@@ -95,6 +103,11 @@ class CronExpression:
         if self.days_and:
             return day in self.days and weekday in self.weekdays
         return day in self.days or weekday in self.weekdays
+
+    @property
+    def fields(self) -> list[str]:
+        """The five fields as written (an alias's as it stands for)."""
+        return ALIASES.get(self.text, self.text).split(" ")
 
     def croniter_form(self) -> tuple[str, bool]:
         """An equivalent expression made of plain ranges, and croniter's
@@ -255,3 +268,40 @@ def check_can_fire(expression: CronExpression) -> None:
 
 def format_values(values: frozenset[int]) -> str:
     return ",".join(str(value) for value in sorted(values))
+
+
+def describe(expression: CronExpression) -> str:
+    """The expression in English words (cron-descriptor), with cron's rules
+    for days applied first: the library knows only the OR of both days."""
+    minute, hour, day, month, weekday = expression.fields
+    if not expression.days_and and (
+        len(expression.days) == 31 or len(expression.weekdays) == 7
+    ):
+        day, weekday = "*", "*"  # either side allows every day: so does the OR
+    options = Options()
+    options.use_24hour_time_format = True
+    try:
+        if expression.days_and and day != "*" and weekday != "*":
+            # Both restricted yet AND-ed, since one starts with '*' ('*/2').
+            every_day = ExpressionDescriptor(
+                f"{minute} {hour} {day} {month} *", options
+            ).get_description()
+            weekdays = ExpressionDescriptor(
+                f"{minute} {hour} * {month} {weekday}", options
+            ).get_day_of_week_description()
+            return f"{every_day}{weekdays}"
+        return str(
+            ExpressionDescriptor(
+                f"{minute} {hour} {day} {month} {weekday}", options
+            ).get_description()
+        )
+    except (
+        FormatException,
+        MissingFieldException,
+        WrongArgumentException,
+        ValueError,
+        KeyError,
+        IndexError,
+    ):
+        # A wording the library cannot produce is no reason to hide the campaign.
+        return expression.text
