@@ -186,7 +186,7 @@ def parse_fields(text: str, fields: list[str]) -> CronExpression:
 
 def parse_field(text: str, field: Field, raw: str) -> frozenset[int]:
     values: set[int] = set()
-    for element in raw.lower().split(","):
+    for element in raw.split(","):
         values.update(parse_element(text, field, element))
     return frozenset(values)
 
@@ -200,7 +200,7 @@ def parse_element(text: str, field: Field, element: str) -> range:
     for mark, why in FOREIGN_SYNTAX:
         if mark in element:
             raise refuse(why)
-    match = ELEMENT.fullmatch(element)
+    match = ELEMENT.fullmatch(element.lower())
     if match is None:
         raise refuse("not a value, a range or a step (such as 5, 1-5, */15, 0-30/10)")
     if match["star"]:

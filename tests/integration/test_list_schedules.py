@@ -63,7 +63,7 @@ def test_list__json_has_the_description(
 @pytest.mark.parametrize(
     ("schedule", "problem"),
     [
-        ("0 9 L * *", "day-of-month field 'l': 'L' (the last day) is not cron syntax"),
+        ("0 9 L * *", "day-of-month field 'L': 'L' (the last day) is not cron syntax"),
         ("0 0 30 2 *", "schedule '0 0 30 2 *' never fires: no day 30 in February"),
         ("0 9 * * mon#2", "'#' (the nth weekday of the month) is not cron syntax"),
         ("5-1 9 * * *", "the range 5-1 is reversed (write 1-5)"),

@@ -57,7 +57,11 @@ def utc(*args: int) -> datetime:
         ("5/15 * * * *", "UTC", "a step needs a range or '*' (write 5-59/15)"),
         ("0 9 ? * *", "UTC", "'?' is Quartz syntax, not cron; write '*'"),
         ("0 9 * * mon#2", "UTC", "'#' (the nth weekday of the month) is not cron"),
-        ("0 9 15W * *", "UTC", "'W' (the nearest weekday) is not cron syntax"),
+        (
+            "0 9 15W * *",
+            "UTC",
+            "day-of-month field '15W': 'W' (the nearest weekday) is not cron",
+        ),
         ("0 9 L * *", "UTC", "'L' (the last day) is not cron syntax"),
         ("0 9 LW * *", "UTC", "'LW' (the last weekday) is not cron syntax"),
         ("0 9 * * 5L", "UTC", "'L' (the last day) is not cron syntax"),
