@@ -45,6 +45,7 @@ BEFORE = timedelta(hours=3)
 WINDOW = timedelta(hours=3)
 MIN_FIRES = 4
 MAX_FIRES = 400
+MINUTE = timedelta(minutes=1)
 
 # Where cronsim itself differs from cronie: campaigner follows cronie there.
 KNOWN_ORACLE_ERRORS = {
@@ -174,6 +175,29 @@ def test_schedules__agree_with_cronsim_around_clock_changes() -> None:
     assert compared == EXPRESSIONS * len(windows())
     # Most sequences must agree outright: the model only arbitrates the rest.
     assert agreed / compared > 0.95
+
+
+@pytest.mark.slow
+def test_latest_slot__walks_back_through_the_same_fires() -> None:
+    """execute asks for the latest slot at a tick: walking backwards must meet
+    the fires the forward walk found, on every change of every zone."""
+    expressions = generate_expressions(EXPRESSIONS // 8, SEED + 3)
+    mismatches = []
+
+    for expression, (name, start) in itertools.product(expressions, windows()):
+        schedule = Schedule.parse(expression, name)
+        fires = ours(schedule, start, start + BEFORE + WINDOW)
+        change = start + BEFORE
+        # The fires nearest the change, where walking back is hardest.
+        pairs = sorted(
+            itertools.pairwise(fires), key=lambda pair: abs(pair[1] - change)
+        )
+        for previous, fire in pairs[:6]:
+            found = (schedule.latest_slot(fire), schedule.latest_slot(fire - MINUTE))
+            if found != (fire, previous):
+                mismatches.append((expression, name, fire, found))
+
+    assert mismatches[:3] == []
 
 
 def test_cronie_loop__agrees_with_campaigner_on_a_sample() -> None:
