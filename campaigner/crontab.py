@@ -96,14 +96,6 @@ class CronExpression:
     # for fixed-time jobs apply (see scheduling.py).
     fixed_time: bool
 
-    def matches_day(self, *, day: int, month: int, weekday: int) -> bool:
-        """Whether a date is one of the expression's days (weekday 0 is Sunday)."""
-        if month not in self.months:
-            return False
-        if self.days_and:
-            return day in self.days and weekday in self.weekdays
-        return day in self.days or weekday in self.weekdays
-
     @property
     def fields(self) -> list[str]:
         """The five fields as written (an alias's as it stands for)."""
