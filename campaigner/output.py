@@ -100,7 +100,8 @@ def print_listing(listings: Sequence[Listing]) -> None:
         table.add_row(
             listing.name,
             listing.status if listing.error is None else f"{listing.status}, invalid",
-            listing.schedule,
+            listing.schedule
+            + (f"\n{listing.description}" if listing.description else ""),
             listing.timezone,
             listing.error or "\n".join(when(moment) for moment in listing.next_fires),
             f"{last.status} {when(last.scheduled_for)} ({last.produced}/{last.matched})"

@@ -4,11 +4,22 @@ an operator asked for. Pure logic over campaign values and instants."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from campaigner import errors
 from campaigner.campaigns import Campaign
-from campaigner.scheduling import Schedule, due_slot, truncate_to_minute
+from campaigner.scheduling import (
+    LATE_WAKEUP_TOLERANCE,
+    Schedule,
+    due_slot,
+    in_active_window,
+    truncate_to_minute,
+)
+
+# How far back an execute looks for slots nobody claimed, to record them as
+# missed: bounds the rows one execute writes after a long outage (a minute
+# schedule: 1,440) while covering a night or a weekend day without execute.
+MISSED_LOOKBACK = timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,9 +67,6 @@ def plan(
     campaigns: list[Campaign], *, tick: datetime
 ) -> tuple[list[Due], list[Invalid]]:
     """The slots due at `tick`, and the campaigns whose schedule cannot be evaluated."""
-    # TODO: slots skipped while no execute ran (beyond the grace) are not yet
-    # recorded as missed in campaign_runs; they are silently not sent. Record them
-    # once the missed-slot bookkeeping lands.
     dues: list[Due] = []
     invalid: list[Invalid] = []
     for campaign in campaigns:
@@ -77,6 +85,22 @@ def plan(
         if slot is not None:
             dues.append(Due(campaign, slot))
     return dues, invalid
+
+
+def missed_slots(
+    campaign: Campaign, schedule: Schedule, *, tick: datetime, since: datetime
+) -> list[datetime]:
+    """The campaign's slots after `since` (and within the look-back) that are past
+    their grace at `tick`: nobody claimed them and nobody will. Only the latest
+    slot within the grace fires; older ones are recorded, never replayed."""
+    cutoff = tick - max(campaign.grace, LATE_WAKEUP_TOLERANCE)
+    start = max(since, tick - MISSED_LOOKBACK)
+    return [
+        slot
+        for slot in schedule.slots_between(start, cutoff)
+        if slot < cutoff
+        and in_active_window(slot, campaign.active_from, campaign.active_until)
+    ]
 
 
 def plan_one(

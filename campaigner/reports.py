@@ -7,7 +7,7 @@ from datetime import datetime
 
 import psycopg
 
-from campaigner import cohort, db, errors, ledger
+from campaigner import cohort, crontab, db, errors, ledger
 from campaigner.campaigns import Campaign, load_campaigns
 from campaigner.config import Settings
 from campaigner.planning import Due, plan
@@ -97,6 +97,8 @@ class Listing:
     next_fires: list[datetime]
     last_run: ledger.LastRun | None
     error: str | None = None
+    # The schedule in words, with cron's rules for days applied.
+    description: str | None = None
 
 
 def list_campaigns(settings: Settings, *, now: datetime | None = None) -> list[Listing]:
@@ -115,9 +117,10 @@ def describe(
     campaign: Campaign, now: datetime, last_run: ledger.LastRun | None
 ) -> Listing:
     next_fires: list[datetime] = []
-    error = None
+    error = description = None
     try:
         schedule = Schedule.parse(campaign.schedule, campaign.timezone)
+        description = crontab.describe(schedule.cron)
         next_fires = [
             moment.astimezone(schedule.timezone)
             for moment in schedule.next_slots(after=now, count=NEXT_FIRES_SHOWN)
@@ -135,4 +138,5 @@ def describe(
         next_fires=next_fires,
         last_run=last_run,
         error=error,
+        description=description,
     )

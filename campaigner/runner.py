@@ -18,7 +18,7 @@ from datetime import datetime
 
 import psycopg
 
-from campaigner import cohort, db, errors, ledger, planning, streaming
+from campaigner import cohort, db, errors, ledger, missed, planning, streaming
 from campaigner.campaigns import Campaign, load_campaign, load_campaigns
 from campaigner.config import Settings
 from campaigner.context import Context, stopping_on_signals
@@ -80,6 +80,7 @@ def execute(
                 planning.check_not_future(tick, now=now)
                 campaigns = load_campaigns(context.control, statuses=("active",))
                 dues, invalid = planning.plan(campaigns, tick=tick)
+                missed.record(context.control, campaigns, tick=tick)
                 dues = drop_past_deadline(dues, now=now)
                 unfinished = ledger.unfinished_runs(context.control)
             else:

@@ -271,10 +271,10 @@ def test_list__table_on_the_command_line(
             "Europe/Paris",
             "succeeded 2025-06-02 09:00 UTC (5/5)",
         ],
-        ["", "", "", "", ""],
+        ["", "", "At 11:00", "", ""],
         ["", "", "", "", ""],
         ["never-ran", "active", "0 8 * * 1", "UTC", "never"],
-        ["", "", "", "", ""],
+        ["", "", "At 08:00, only on Monday", "", ""],
         ["", "", "", "", ""],
     ]
     assert [bool(local_fire.fullmatch(row[4])) for row in rows[:3]] == [True] * 3

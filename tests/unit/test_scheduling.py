@@ -31,10 +31,52 @@ def utc(*args: int) -> datetime:
         ("@reboot", "UTC", "unknown schedule alias '@reboot'"),
         ("0 9 * * *", "Europe/Atlantis", "unknown timezone 'Europe/Atlantis'"),
         ("0 9 * * *", "", "unknown timezone ''"),
-        ("0 0 30 2 *", "UTC", "schedule '0 0 30 2 *' never fires"),
-        ("61 * * * *", "UTC", "is not a valid cron expression"),
-        ("*/0 * * * *", "UTC", "is not a valid cron expression"),
+        (
+            "0 0 30 2 *",
+            "UTC",
+            "schedule '0 0 30 2 *' never fires: no day 30 in February",
+        ),
+        (
+            "* * 31 2 *",
+            "UTC",
+            "schedule '* * 31 2 *' never fires: no day 31 in February",
+        ),
+        (
+            "0 0 31 4,6,9,11 *",
+            "UTC",
+            "never fires: no day 31 in April, June, September, November",
+        ),
+        ("61 * * * *", "UTC", "minute field '61': 61 is out of range (0-59)"),
+        ("0 24 * * *", "UTC", "hour field '24': 24 is out of range (0-23)"),
+        ("0 9 0 * *", "UTC", "day-of-month field '0': 0 is out of range (1-31)"),
+        ("0 9 * 13 *", "UTC", "month field '13': 13 is out of range (1-12)"),
+        ("0 9 * * 8", "UTC", "day-of-week field '8': 8 is out of range (0-7)"),
+        ("*/0 * * * *", "UTC", "minute field '*/0': a step of 0 never advances"),
+        ("5-1 * * * *", "UTC", "the range 5-1 is reversed (write 1-5)"),
+        ("0 9 * * fri-mon", "UTC", "the range 5-1 is reversed (write 1-5)"),
+        ("5/15 * * * *", "UTC", "a step needs a range or '*' (write 5-59/15)"),
+        ("0 9 ? * *", "UTC", "'?' is Quartz syntax, not cron; write '*'"),
+        ("0 9 * * mon#2", "UTC", "'#' (the nth weekday of the month) is not cron"),
+        (
+            "0 9 15W * *",
+            "UTC",
+            "day-of-month field '15W': 'W' (the nearest weekday) is not cron",
+        ),
+        ("0 9 L * *", "UTC", "'L' (the last day) is not cron syntax"),
+        ("0 9 LW * *", "UTC", "'LW' (the last weekday) is not cron syntax"),
+        ("0 9 * * 5L", "UTC", "'L' (the last day) is not cron syntax"),
+        ("H 9 * * *", "UTC", "'H' (a hashed value) is not cron syntax"),
+        ("R 9 * * *", "UTC", "'R' (a random value) is not cron syntax"),
+        ("0~30 9 * * *", "UTC", "'~' (a random value)"),
+        ("0 9 * * monday", "UTC", "'monday' is not a number (names: sun, mon,"),
+        ("0 9 jan * *", "UTC", "day-of-month field 'jan': 'jan' is not a number"),
+        ("0 9,,10 * * *", "UTC", "hour field '': not a value, a range or a step"),
+        ("0 9-*/2 * * *", "UTC", "not a value, a range or a step"),
+        ("0 9 * * * 2025", "UTC", "a seconds or year field is not cron syntax"),
+        ("0 0 9 * * * *", "UTC", "has 7 fields"),
+        ("@Daily", "UTC", "unknown schedule alias '@Daily'"),
         ("every day", "UTC", "has 2 fields"),
+        ("", "UTC", "has 0 fields"),
     ],
 )
 def test_schedule_parse__rejects(expression: str, timezone: str, message: str) -> None:
@@ -55,6 +97,16 @@ def test_schedule_parse__rejects(expression: str, timezone: str, message: str) -
         "@hourly",
         "@yearly",
         "30 2 * * 1-5",
+        "@annually",
+        "@midnight",
+        "@weekly",
+        "@monthly",
+        "0 0 29 2 *",
+        "0 0 30 2 mon",
+        "0-59/20 */6 1-31/10 JAN-jun,Dec SUN-sat",
+        "0 9 * * 0-7",
+        "*/100 * * * *",
+        "00 09 01 01 0",
     ],
 )
 def test_schedule_parse__accepts(expression: str) -> None:
@@ -69,11 +121,7 @@ def test_schedule_parse__normalises_whitespace() -> None:
     assert schedule.expression == "0 9 * * *"
 
 
-# Rejections DESIGN.md §3 asks for that croniter does not make; scheduling.py's
-# TODO names the gap (cronie's full rules are not enforced yet).
-@pytest.mark.xfail(
-    strict=True, reason="cronie's rules are not enforced yet (TODO in scheduling.py)"
-)
+# Rejections DESIGN.md §3 asks for that croniter itself does not make.
 @pytest.mark.parametrize(
     "expression",
     ["0 9 ? * *", "0 9 * * mon#2", "0 9 15W * *", "0 9 L * *", "5-1 * * * *"],
@@ -163,10 +211,6 @@ def test_next_slots__fixed_time_in_a_skipped_hour_fires_once_after_the_jump() ->
     assert slots == [utc(2025, 3, 30, 1, 0), utc(2025, 3, 31, 0, 30)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daylight-saving rules for fixed-time slots: TODO in scheduling.py",
-)
 def test_next_slots__fixed_time_in_a_repeated_hour_fires_once() -> None:
     schedule = Schedule.parse("30 2 * * *", "Europe/Berlin")
 
