@@ -198,22 +198,41 @@ def claim_backfill(
                 f" run right now (run {existing['id']}, host {existing['host']},"
                 f" pid {existing['pid']})"
             )
-        return take_over(conn, existing["id"])
+        return take_over(conn, existing["id"], starting=campaign)
 
 
-def take_over(conn: psycopg.Connection, run_id: int) -> Run:
+def take_over(
+    conn: psycopg.Connection, run_id: int, *, starting: Campaign | None = None
+) -> Run:
     """Make the run ours (its lock already is): one more attempt, from this host
-    and process. Counts, checkpoint, start time and the last error are kept."""
+    and process. Counts, checkpoint, start time and the last error are kept.
+
+    A run that never started (a slot recorded as missed, now back-filled) records
+    what `starting` sends, as a claim does, so that its resumes send the same."""
+    cohort, settings = None, None
+    if starting is not None:
+        cohort, settings = starting.cohort, json.dumps(run_settings(starting))
     with conn.cursor(row_factory=class_row(Run)) as cur:
+        # In an UPDATE, `cohort` on the right-hand side is the row's old value.
         cur.execute(
             f"""
             UPDATE campaign_runs
             SET status = 'running', attempts = attempts + 1, retryable = false,
-                finished_at = NULL, heartbeat_at = now(), host = %s, pid = %s
-            WHERE id = %s
+                finished_at = NULL, heartbeat_at = now(), host = %(host)s,
+                pid = %(pid)s, started_at = coalesce(started_at, now()),
+                cohort = coalesce(cohort, %(cohort)s),
+                settings = CASE WHEN cohort IS NULL AND %(cohort)s IS NOT NULL
+                                THEN %(settings)s::jsonb ELSE settings END
+            WHERE id = %(id)s
             RETURNING {RUN_COLUMNS}
             """,
-            [socket.gethostname(), os.getpid(), run_id],
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "cohort": cohort,
+                "settings": settings,
+                "id": run_id,
+            },
         )
         run = cur.fetchone()
     assert run is not None
@@ -475,11 +494,8 @@ def record_missed(
 ) -> list[datetime]:
     """Record slots nobody claimed as missed (never started: 0 attempts), and
     return those recorded; a slot claimed meanwhile keeps its run."""
-    # TODO: a missed row has no cohort or settings, and taking it over for a
-    # back-fill does not fill them in; if that back-fill is interrupted and the
-    # campaign edited before it resumes, the resumed run sends what the edited
-    # campaign says, not what the back-fill started with. Fill them in when the
-    # take-over of a run is reworked to record what each attempt started with.
+    # The cohort and settings are recorded when the slot is back-filled
+    # (take_over), from the campaign as it is then.
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             """

@@ -170,10 +170,6 @@ def test_execute__back_fills_a_missed_slot_on_purpose(
     assert "already ran" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a back-filled missed row keeps no cohort or settings (TODO in ledger.py)",
-)
 def test_execute__back_fill_of_a_missed_slot_records_what_it_started_with(
     db: psycopg.Connection[Any], settings: Settings, topic: str
 ) -> None:
