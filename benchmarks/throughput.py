@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import platform
+import pstats
 import resource
 import statistics
 import subprocess
@@ -392,8 +394,11 @@ def naive_pipeline(servers: Servers, where: str, batch_size: int) -> Sample:
     return sample
 
 
-def campaigner_execute(servers: Servers, where: str, batch_size: int) -> Sample:
-    """`campaigner execute --campaign NAME` as an operator would run it."""
+def campaigner_execute(
+    servers: Servers, where: str, batch_size: int, *, profile: Path | None = None
+) -> Sample:
+    """`campaigner execute --campaign NAME` as an operator would run it; under
+    cProfile, writing its statistics to `profile`, when given."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
     with fresh_topic(servers) as topic:
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
@@ -413,6 +418,8 @@ def campaigner_execute(servers: Servers, where: str, batch_size: int) -> Sample:
             if key != "bootstrap.servers":
                 env[f"CAMPAIGNER_KAFKA__{key.replace('.', '_').upper()}"] = str(value)
         command = [sys.executable, "-m", "campaigner", "execute", "--campaign", name]
+        if profile is not None:
+            command[1:1] = ["-m", "cProfile", "-o", str(profile)]
         sample = Sample(rows=0, wall_s=0.0)
         with accounted(servers, sample):
             began = time.perf_counter()
@@ -438,6 +445,14 @@ def campaigner_execute(servers: Servers, where: str, batch_size: int) -> Sample:
             raise click.ClickException(f"run of {name} ended {row}")
         sample.rows = int(row[1])
     return sample
+
+
+def profile_summary(path: Path, lines: int = 25) -> str:
+    """The functions that took the most time of their own."""
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out)
+    stats.sort_stats(pstats.SortKey.TIME).print_stats(lines)
+    return out.getvalue()
 
 
 def dry_run_count(servers: Servers, where: str) -> tuple[Sample, Sample]:
@@ -563,6 +578,11 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     "--skip-memory", is_flag=True, help="Leave out the small/whole-table RSS runs."
 )
 @click.option(
+    "--profile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also run campaigner once under cProfile and write its statistics here.",
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("benchmarks/results/latest.json"),
@@ -575,6 +595,7 @@ def main(
     batch_size: int,
     skip_naive: bool,
     skip_memory: bool,
+    profile: Path | None,
     output: Path,
 ) -> None:
     """Measure PostgreSQL's and the broker's ceilings and campaigner on one cohort."""
@@ -636,6 +657,10 @@ def main(
                 "large_rate": large.rate,
                 "growth": large.peak_rss_mb / small.peak_rss_mb - 1,
             }
+        if profile is not None:
+            campaigner_execute(srv, where, batch_size, profile=profile)
+            results["profile_top"] = profile_summary(profile)
+            say(results["profile_top"])
         counts = [dry_run_count(srv, where) for _ in range(repeat)]
         ours = statistics.median(c[0].wall_s for c in counts)
         bare = statistics.median(c[1].wall_s for c in counts)
