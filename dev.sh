@@ -3,6 +3,7 @@
 #   ./dev.sh demo [campaigner demo options]
 #   ./dev.sh test [pytest options]
 #   ./dev.sh lint
+#   ./dev.sh bench [benchmark options]   (see benchmarks/throughput.py)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -52,14 +53,18 @@ case "$command" in
         install
         exec "$venv/bin/python" -m pytest "$@"
         ;;
+    bench)
+        install
+        exec "$venv/bin/python" -m benchmarks.throughput "$@"
+        ;;
     lint)
         install
-        "$venv/bin/ruff" check campaigner tests
-        "$venv/bin/ruff" format --check campaigner tests
+        "$venv/bin/ruff" check campaigner tests benchmarks
+        "$venv/bin/ruff" format --check campaigner tests benchmarks
         exec "$venv/bin/mypy"
         ;;
     *)
-        echo "usage: ./dev.sh demo|test|lint [options]" >&2
+        echo "usage: ./dev.sh demo|test|lint|bench [options]" >&2
         exit 2
         ;;
 esac

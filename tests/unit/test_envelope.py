@@ -257,3 +257,46 @@ def test_schema_version__matches_the_schema_constant() -> None:
         envelope_schema()["properties"]["schema_version"]["const"]
         == envelope.SCHEMA_VERSION
     )
+
+
+FIELD_VALUES: list[Any] = [
+    "plain",
+    "",
+    'quote " backslash \\ slash /',
+    "control \x00 \x1f \n \t",
+    "ünïcödé ✓ 日本",
+    0,
+    -(2**63),
+    2**70,
+    True,
+    False,
+    None,
+    1.5,
+    float("nan"),
+    float("-inf"),
+    decimal.Decimal("12.30"),
+    datetime(2025, 6, 2, 9, 0, tzinfo=UTC),
+    date(2025, 6, 2),
+    {"plan": "pro", "tags": ["a", "b"], "score": 3, "nested": {"x": None}},
+    ["x", 1, None],
+    ipaddress.ip_address("192.0.2.1"),
+    b"\x00\xff",
+]
+
+
+@pytest.mark.parametrize("value", FIELD_VALUES, ids=lambda value: type(value).__name__)
+def test_encode_field__writes_what_the_general_encoder_writes(value: Any) -> None:
+    assert envelope.encode_field(value) == envelope.dump_fields(value)
+
+
+def test_render__fields_are_the_json_object_of_the_row() -> None:
+    names = tuple(f"f{index}" for index in range(len(FIELD_VALUES)))
+    template = make_template(fields=names)
+
+    [message] = template.render([(5, *FIELD_VALUES)], produced_at=PRODUCED_AT)
+
+    fields = json.loads(message.value)["recipient"]["fields"]
+    expected = json.loads(
+        envelope.dump_fields(dict(zip(names, FIELD_VALUES, strict=True)))
+    )
+    assert fields == expected
