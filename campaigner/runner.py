@@ -267,8 +267,10 @@ def resume(
         run.attempts,
         extra={
             "event": "run_resumed",
+            "campaign": campaign.name,
             "campaign_id": campaign.id,
             "run_id": run.id,
+            "slot": run.scheduled_for.isoformat(),
             "attempt": run.attempts,
             "checkpoint": run.checkpoint,
         },
@@ -354,7 +356,13 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
         run.id,
         run.scheduled_for.isoformat(),
         run.attempts,
-        extra={"event": "run_started", "campaign_id": campaign.id, "run_id": run.id},
+        extra={
+            "event": "run_started",
+            "campaign": campaign.name,
+            "campaign_id": campaign.id,
+            "run_id": run.id,
+            "slot": run.scheduled_for.isoformat(),
+        },
     )
     try:
         refused = streaming.stream(context, campaign, run)
@@ -436,8 +444,10 @@ def log_outcome(campaign_id: int, name: str, outcome: Outcome) -> None:
     )
     extra = {
         "event": "run_finished",
+        "campaign": name,
         "campaign_id": campaign_id,
         "run_id": outcome.run_id,
+        "slot": format_slot(outcome),
         "status": outcome.status,
         "matched": outcome.matched,
         "produced": outcome.produced,

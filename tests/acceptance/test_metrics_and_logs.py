@@ -182,6 +182,12 @@ def test_json_logs__stable_events_and_no_personal_data(
         },
     ]
     assert all({"campaign_id", "run_id", "duration_s"} <= set(e) for e in finished)
+    assert [(e["campaign"], e["slot"]) for e in finished] == [
+        ("contacts", "2025-06-02T09:00:00+00:00"),
+        ("cast-fails", "2025-06-02T09:00:00+00:00"),
+    ]
+    started = [e for e in entries if e["event"] == "run_started"]
+    assert [e["campaign"] for e in started] == ["contacts", "cast-fails"]
     assert sum(e["event"] == "batch_confirmed" for e in entries) == 3
 
 
