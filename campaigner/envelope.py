@@ -158,11 +158,13 @@ class EnvelopeTemplate:
             },
             separators=(",", ":"),
         )[1:-1]
+        # The ids a consumer routes and deduplicates by without parsing the value;
+        # the user id is the message's key. Each header costs the producer about
+        # a microsecond per message, a tenth of a message's whole cost here, so
+        # what the value and the key already say is not repeated.
         shared_headers = [
-            ("schema_version", str(SCHEMA_VERSION).encode()),
             ("campaign_id", str(self.campaign_id).encode()),
             ("run_id", str(self.run_id).encode()),
-            ("channel", self.channel.encode()),
         ]
         key_prefix = f"{self.campaign_id}:{slot}:"
         # The value around the user id (twice) and the fields, written once.
@@ -185,11 +187,7 @@ class EnvelopeTemplate:
                     (
                         user_key,
                         value.encode(),
-                        [
-                            *shared_headers,
-                            ("user_id", user_key),
-                            ("idempotency_key", key.encode()),
-                        ],
+                        [*shared_headers, ("idempotency_key", key.encode())],
                     ),
                 )
             )

@@ -94,11 +94,8 @@ def test_render__headers_repeat_the_ids() -> None:
     [message] = template.render([(1001,)], produced_at=PRODUCED_AT)
 
     assert {name: bytes(value or b"") for name, value in message.headers} == {
-        "schema_version": b"1",
         "campaign_id": b"7",
         "run_id": b"42",
-        "channel": b"sms",
-        "user_id": b"1001",
         "idempotency_key": b"7:2025-06-02T09:00:00Z:1001",
     }
 
