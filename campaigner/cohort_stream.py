@@ -150,7 +150,7 @@ def read_batches(
     encoder: FieldEncoder,
     after: int,
     batch_size: int,
-) -> Iterator[Rows]:
+) -> Generator[Rows, None, None]:
     """Yield the cohort's rows after `after` in key order, `batch_size` at a time,
     each row as (user id text, fields JSON text).
 

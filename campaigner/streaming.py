@@ -10,6 +10,7 @@ so pausing it stops the run at its next flight.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import time
@@ -108,14 +109,17 @@ class Delivery:
             else self.run_row.checkpoint,
             batch_size=self.campaign.batch_size,
         )
-        for batch_no, rows in enumerate(batches, start=1):
-            self.check_before_flight()
-            pending = Pending(batch_no, Flight())
-            self.window.append(pending)
-            self.fly(pending, rows)
-            if pending.rows < len(rows):  # cut short by a signal
-                self.stop(self.interrupted())
-            self.settle(keep=self.in_flight - 1)
+        # Closed however the run ends, so that the thread reading ahead has let go
+        # of the reader connection before anything else uses it.
+        with contextlib.closing(batches):
+            for batch_no, rows in enumerate(batches, start=1):
+                self.check_before_flight()
+                pending = Pending(batch_no, Flight())
+                self.window.append(pending)
+                self.fly(pending, rows)
+                if pending.rows < len(rows):  # cut short by a signal
+                    self.stop(self.interrupted())
+                self.settle(keep=self.in_flight - 1)
         self.settle(keep=0)
         return self.refused
 
