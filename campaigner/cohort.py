@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 import pglast
 import psycopg
@@ -188,33 +186,6 @@ def check_fields_exist(
         )
 
 
-def select_query(
-    settings: Settings,
-    *,
-    cohort: str,
-    fields: Sequence[str],
-    after: int,
-    limit: int,
-    table: sql.Composable,
-) -> sql.Composed:
-    """One chunk's query. The cohort sits on lines of its own inside parentheses,
-    so a trailing `--` comment cannot swallow the predicates around it; the bounds
-    are literals, not parameters, so a `%` in the cohort stays a `%`."""
-    key = sql.Identifier(settings.customer_key)
-    columns = sql.SQL(", ").join([key, *(sql.Identifier(field) for field in fields)])
-    return sql.SQL(
-        "SELECT {columns} FROM {table}\nWHERE (\n{cohort}\n)\n"
-        "AND {key} > {after}\nORDER BY {key}\nLIMIT {limit}"
-    ).format(
-        columns=columns,
-        table=table,
-        cohort=sql.SQL(cohort),
-        key=key,
-        after=sql.Literal(after),
-        limit=sql.Literal(limit),
-    )
-
-
 def count_query(*, cohort: str, table: sql.Composable) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {table}\nWHERE (\n{cohort}\n)").format(
         table=table,
@@ -264,53 +235,6 @@ def check_cost(name: str, estimated: Estimate, settings: Settings) -> None:
             " narrow it with an indexed condition, or raise --max-cohort-cost or"
             " CAMPAIGNER_MAX_COHORT_COST"
         )
-
-
-def read_batches(
-    conn: psycopg.Connection,
-    settings: Settings,
-    *,
-    campaign_name: str,
-    cohort: str,
-    fields: Sequence[str],
-    after: int,
-    batch_size: int,
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Yield the cohort's rows after `after` in key order, `batch_size` at a time.
-
-    `conn` must not be in autocommit mode; each batch is read in its own
-    READ ONLY transaction, closed before the batch is yielded.
-    """
-    while True:
-        started = time.monotonic()
-        with (
-            reading(
-                conn, settings, campaign_name=campaign_name, cohort=cohort
-            ) as table,
-            conn.cursor(name="campaigner_cohort") as cursor,
-        ):
-            query = select_query(
-                settings,
-                cohort=cohort,
-                fields=fields,
-                after=after,
-                limit=batch_size,
-                table=table,
-            )
-            cursor.execute(query)
-            rows = cursor.fetchmany(batch_size)
-        logger.debug(
-            "read %d rows in %.3fs",
-            len(rows),
-            time.monotonic() - started,
-            extra={"event": "cohort_chunk_read", "rows": len(rows)},
-        )
-        if not rows:
-            return
-        yield rows
-        if len(rows) < batch_size:
-            return
-        after = rows[-1][0]
 
 
 def count(

@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 
 
 class Message(NamedTuple):
-    user_id: int
+    # The user id as decimal text.
     key: bytes
     value: bytes
     headers: list[tuple[str, str | bytes | None]]
@@ -116,7 +116,29 @@ class EnvelopeTemplate:
     def render(
         self, rows: Sequence[Sequence[Any]], *, produced_at: dt.datetime
     ) -> list[Message]:
-        """One message per row; each row is (user_id, *fields)."""
+        """One message per row; each row is (user_id, *fields) as Python values."""
+        names = [encode_basestring(name) + ":" for name in self.fields]
+        encoded = [
+            (
+                str(row[0]),
+                "{"
+                + ",".join(
+                    [
+                        name + encode_field(value)
+                        for name, value in zip(names, row[1:], strict=True)
+                    ]
+                )
+                + "}",
+            )
+            for row in rows
+        ]
+        return self.render_encoded(encoded, produced_at=produced_at)
+
+    def render_encoded(
+        self, rows: Sequence[tuple[str, str]], *, produced_at: dt.datetime
+    ) -> list[Message]:
+        """One message per row; each row is (user id as decimal text, the message
+        fields as a JSON object's text)."""
         slot = format_instant(self.scheduled_for)
         head = json.dumps(
             {
@@ -136,39 +158,37 @@ class EnvelopeTemplate:
             },
             separators=(",", ":"),
         )[1:-1]
+        # The ids a consumer routes and deduplicates by without parsing the value;
+        # the user id is the message's key. Each header costs the producer about
+        # a microsecond per message, a tenth of a message's whole cost here, so
+        # what the value and the key already say is not repeated.
         shared_headers = [
-            ("schema_version", str(SCHEMA_VERSION).encode()),
             ("campaign_id", str(self.campaign_id).encode()),
             ("run_id", str(self.run_id).encode()),
-            ("channel", self.channel.encode()),
         ]
         key_prefix = f"{self.campaign_id}:{slot}:"
-        names = [encode_basestring(name) + ":" for name in self.fields]
-        messages = []
-        for row in rows:
-            user_id = row[0]
-            fields = ",".join(
-                [
-                    name + encode_field(value)
-                    for name, value in zip(names, row[1:], strict=True)
-                ]
-            )
-            key = f"{key_prefix}{user_id}"
-            value = (
-                f'{{"schema_version":{SCHEMA_VERSION},"idempotency_key":"{key}",{head},'
-                f'"recipient":{{"user_id":{user_id},"fields":{{{fields}}}}}}}'
-            )
-            user_text = str(user_id).encode()
-            messages.append(
-                Message(
-                    user_id=user_id,
-                    key=user_text,
-                    value=value.encode(),
-                    headers=[
-                        *shared_headers,
-                        ("user_id", user_text),
-                        ("idempotency_key", key.encode()),
-                    ],
+        # The value around the user id (twice) and the fields, written once.
+        before_key = (
+            f'{{"schema_version":{SCHEMA_VERSION},"idempotency_key":"{key_prefix}'
+        )
+        before_user = f'",{head},"recipient":{{"user_id":'
+        messages: list[Message] = []
+        append = messages.append
+        # tuple.__new__ straight, not the named tuple's own __new__ written in
+        # Python: a third of the cost of a message here.
+        make = tuple.__new__
+        for user_id, fields in rows:
+            key = key_prefix + user_id
+            value = f'{before_key}{user_id}{before_user}{user_id},"fields":{fields}}}}}'
+            user_key = user_id.encode()
+            append(
+                make(
+                    Message,
+                    (
+                        user_key,
+                        value.encode(),
+                        [*shared_headers, ("idempotency_key", key.encode())],
+                    ),
                 )
             )
         return messages

@@ -10,14 +10,14 @@ so pausing it stops the run at its next flight.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
-from campaigner import cohort, db, errors, ledger, planning
+from campaigner import cohort_stream, db, errors, ledger, planning
 from campaigner.campaigns import Campaign
 from campaigner.context import Context
 from campaigner.envelope import EnvelopeTemplate
@@ -96,25 +96,30 @@ class Delivery:
         self.stops_when_paused = campaign.status == "active"
 
     def run(self) -> int:
-        batches = cohort.read_batches(
+        batches = cohort_stream.read_batches(
             self.context.reader,
             self.context.settings,
             campaign_name=self.campaign.name,
             cohort=self.campaign.cohort,
-            fields=self.campaign.message_fields,
+            encoder=cohort_stream.FieldEncoder(
+                self.campaign.message_fields, self.context.customer_columns()
+            ),
             after=FIRST_KEY
             if self.run_row.checkpoint is None
             else self.run_row.checkpoint,
             batch_size=self.campaign.batch_size,
         )
-        for batch_no, rows in enumerate(batches, start=1):
-            self.check_before_flight()
-            pending = Pending(batch_no, Flight())
-            self.window.append(pending)
-            self.fly(pending, rows)
-            if pending.rows < len(rows):  # cut short by a signal
-                self.stop(self.interrupted())
-            self.settle(keep=self.in_flight - 1)
+        # Closed however the run ends, so that the thread reading ahead has let go
+        # of the reader connection before anything else uses it.
+        with contextlib.closing(batches):
+            for batch_no, rows in enumerate(batches, start=1):
+                self.check_before_flight()
+                pending = Pending(batch_no, Flight())
+                self.window.append(pending)
+                self.fly(pending, rows)
+                if pending.rows < len(rows):  # cut short by a signal
+                    self.stop(self.interrupted())
+                self.settle(keep=self.in_flight - 1)
         self.settle(keep=0)
         return self.refused
 
@@ -142,9 +147,9 @@ class Delivery:
                 )
             )
 
-    def fly(self, pending: Pending, rows: list[tuple[Any, ...]]) -> None:
+    def fly(self, pending: Pending, rows: cohort_stream.Rows) -> None:
         """Produce a batch, paced by the rate limit; a stop signal cuts it short."""
-        messages = self.template.render(rows, produced_at=datetime.now(UTC))
+        messages = self.template.render_encoded(rows, produced_at=datetime.now(UTC))
         for start, end in slices(len(messages), self.limit.slice_size):
             if not self.pace():
                 break
@@ -152,7 +157,7 @@ class Delivery:
                 self.campaign.topic, messages[start:end], pending.flight
             )
             self.limit.sent += end - start
-            pending.rows, pending.last_key = end, rows[end - 1][0]
+            pending.rows, pending.last_key = end, int(rows[end - 1][0])
             # Earlier flights confirmed meanwhile move the checkpoint now.
             self.settle(keep=self.in_flight, producing=True)
         logger.debug(

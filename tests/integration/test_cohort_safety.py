@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from campaigner import cohort, reports, runner
+from campaigner import cohort, cohort_stream, reports, runner
 from campaigner.config import Settings
 from tests.cohort_cases import ACCEPTED, ENRICH_USERS, HOSTILE
 from tests.conftest import (
@@ -143,16 +143,16 @@ def test_read_batches__realistic_cohort_matches_the_same_where_clause_in_sql(
     columns = cohort.customer_columns(reader, settings)
 
     cohort.check_cohort_shape("realistic", text, columns=columns)
-    batches = cohort.read_batches(
+    batches = cohort_stream.read_batches(
         reader,
         settings,
         campaign_name="realistic",
         cohort=text,
-        fields=["email"],
+        encoder=cohort_stream.FieldEncoder(["email"], columns),
         after=0,
         batch_size=97,
     )
-    read = [row[0] for batch in batches for row in batch]
+    read = [int(row[0]) for batch in batches for row in batch]
     size = cohort.count(reader, settings, campaign_name="realistic", cohort=text)
 
     assert (read, size) == (expected, len(expected))

@@ -162,11 +162,8 @@ def test_execute__large_cohort_streamed_in_batches_each_recipient_once(
         False,
     )
     assert headers == {
-        "schema_version": "1",
         "campaign_id": str(campaign_id),
         "run_id": str(sample["run"]["id"]),
-        "channel": "email",
-        "user_id": "12",
         "idempotency_key": f"{campaign_id}:2025-06-02T09:00:00Z:12",
     }
     [run] = run_rows(db)
