@@ -29,6 +29,8 @@ class Context:
         self._columns: dict[str, str] | None = None
         # Set by SIGINT or SIGTERM: the run going on stops after its batch in flight.
         self.stop_signal: signal.Signals | None = None
+        # Set by a second signal: nothing more is waited for, not even the broker.
+        self.stopped_at_once = False
 
     @property
     def reader(self) -> psycopg.Connection:
@@ -45,8 +47,14 @@ class Context:
             sink = KafkaSink(self.settings)
             sink.connect()
             self._sink = sink
-            self.stack.callback(sink.close)
+            self.stack.callback(self.close_sink)
         return self._sink
+
+    def close_sink(self) -> None:
+        """Wait for the messages on their way, unless a second signal asked to stop
+        at once: the next execute sends them again from the run's checkpoint."""
+        if self._sink is not None and not self.stopped_at_once:
+            self._sink.close()
 
     def check_stop(self, what: str) -> None:
         """Raise Interrupted if a signal asked to stop; `what` says where it stops."""
@@ -89,6 +97,7 @@ def stopping_on_signals(context: Context) -> Iterator[None]:
 
     def ask_to_stop(signum: int, _: object) -> None:
         if context.stop_signal is not None:
+            context.stopped_at_once = True
             raise KeyboardInterrupt
         context.stop_signal = signal.Signals(signum)
 

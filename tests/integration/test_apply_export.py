@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
-from campaigner import cli
-from tests.conftest import insert_campaign
+from campaigner import cli, ledger
+from tests.conftest import TICK, insert_campaign
 
 CHANNELS = ("email", "sms", "whatsapp", "push")
 
@@ -153,6 +153,59 @@ def test_apply__without_prune_keeps_what_the_file_does_not_name(
     assert result.exit_code == 0, result.stderr
     assert "? legacy: not in the file (kept; --prune deletes it)" in result.stdout
     assert names(db) == ["campaign-00", "legacy"]
+
+
+def insert_run(db: psycopg.Connection[Any], campaign_id: int, status: str) -> int:
+    row = db.execute(
+        "INSERT INTO campaign_runs (campaign_id, scheduled_for, status, started_at)"
+        " VALUES (%s, %s, %s, now()) RETURNING id",
+        [campaign_id, TICK, status],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_apply__prune_deletes_what_the_file_does_not_name_with_its_runs(
+    db: psycopg.Connection[Any], database_url: str, tmp_path: Path
+) -> None:
+    legacy = insert_campaign(db, name="legacy", topic="t")
+    insert_run(db, legacy, "succeeded")
+    insert_campaign(db, name="older", topic="t")
+    path = tmp_path / "c.yaml"
+    path.write_text(campaigns_yaml(1))
+
+    result = campaigner(database_url, "apply", str(path), "--prune", "--yes")
+
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "+ campaign-00: create\n"
+        "- legacy: delete\n"
+        "- older: delete\n"
+        "plan: 1 to create, 0 to change, 0 unchanged, 2 to delete\n"
+        "applied\n",
+    )
+    assert names(db) == ["campaign-00"]
+    assert db.execute("SELECT count(*) FROM campaign_runs").fetchone() == (0,)
+
+
+def test_apply__prune_of_a_campaign_whose_run_is_alive_applies_nothing(
+    db: psycopg.Connection[Any], database_url: str, tmp_path: Path
+) -> None:
+    busy = insert_campaign(db, name="busy", topic="t")
+    run_id = insert_run(db, busy, "running")
+    path = tmp_path / "c.yaml"
+    path.write_text(campaigns_yaml(1))
+
+    with psycopg.connect(database_url, autocommit=True) as worker:
+        worker.execute("SELECT pg_advisory_lock(%s, %s)", ledger.lock_key(run_id))
+        result = campaigner(database_url, "apply", str(path), "--prune", "--yes")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: campaign 'busy' is running right now (run {run_id}); pause it,"
+        " wait for the run to stop, then delete it\n"
+    )
+    assert names(db) == ["busy"]
 
 
 def test_apply__one_invalid_campaign_refuses_the_whole_file(

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
-from campaigner import cli
+from campaigner import cli, ledger
 from tests.conftest import TICK, insert_campaign
 
 CREATE = [
@@ -264,6 +264,39 @@ def test_delete__without_a_terminal_needs_yes(
     )
     assert (deleted.exit_code, deleted.stdout) == (0, "deleted campaign 'old'\n")
     assert campaign_row(db, "old") is None
+
+
+def insert_running_run(db: psycopg.Connection[Any], campaign_id: int) -> int:
+    row = db.execute(
+        "INSERT INTO campaign_runs (campaign_id, scheduled_for, status, started_at)"
+        " VALUES (%s, %s, 'running', now()) RETURNING id",
+        [campaign_id, TICK],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_delete__refused_while_a_run_of_the_campaign_is_alive(
+    db: psycopg.Connection[Any], database_url: str
+) -> None:
+    campaign_id = insert_campaign(db, name="busy", topic="t")
+    run_id = insert_running_run(db, campaign_id)
+    # A live worker holds its run's advisory lock on its session, as the ledger takes it.
+    with psycopg.connect(database_url, autocommit=True) as worker:
+        worker.execute("SELECT pg_advisory_lock(%s, %s)", ledger.lock_key(run_id))
+        refused = campaigner(database_url, "campaigns", "delete", "busy", "--yes")
+        kept = campaign_row(db, "busy")
+    deleted = campaigner(database_url, "campaigns", "delete", "busy", "--yes")
+
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        f"error: campaign 'busy' is running right now (run {run_id}); pause it,"
+        " wait for the run to stop, then delete it\n",
+    )
+    assert kept is not None
+    assert (deleted.exit_code, deleted.stdout) == (0, "deleted campaign 'busy'\n")
+    assert campaign_row(db, "busy") is None
+    assert db.execute("SELECT count(*) FROM campaign_runs").fetchone() == (0,)
 
 
 def test_show__fields_and_latest_runs(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -131,34 +132,40 @@ def test_execute__bad_max_cohort_cost_is_a_configuration_error(
 
 # -- least privilege ------------------------------------------------------------
 
-# The README's grants ("A role that can only read customers"), for a role and
-# database of the test's own.
-README_GRANTS = """
-GRANT CONNECT ON DATABASE {database} TO {role};
-GRANT USAGE ON SCHEMA public TO {role};
-GRANT SELECT ON user_data TO {role};
-GRANT SELECT ON campaigns, campaigner_migrations TO {role};
-GRANT SELECT, INSERT, UPDATE ON campaign_runs, campaign_run_failures TO {role};
-"""
+README = Path(__file__).resolve().parents[2] / "README.md"
+ROLE_SECTION = "## A role that can only read customers"
+
+
+def readme_grants() -> str:
+    """The SQL block of the README's section on the least-privilege role, as written
+    there (role `campaigner`, database `crm`), so the test and the docs cannot drift."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(ROLE_SECTION) :]
+    section = section[: section.find("\n## ", len(ROLE_SECTION))]
+    [block] = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    return block
+
+
+def for_role(grants: str, *, role: str, database: str) -> str:
+    """The README's statements for a role and database of the test's own."""
+    grants = re.sub(r"\bcampaigner\b", role, grants)
+    return re.sub(r"\bDATABASE crm\b", f"DATABASE {database}", grants)
 
 
 @pytest.fixture
 def campaigner_role(db: psycopg.Connection[Any], database_url: str) -> Iterator[str]:
-    """A LOGIN role with the README's grants; roles are cluster-wide, so the name
-    is unique and the role is dropped after the test. Yields its database URL."""
-    role = f"campaigner_test_role_{uuid.uuid4().hex[:12]}"
-    database = db.info.dbname
-    db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    """A LOGIN role made by the README's own statements; roles are cluster-wide, so
+    the name is unique and the role is dropped after the test. Yields its URL."""
+    name = f"campaigner_test_role_{uuid.uuid4().hex[:12]}"
+    role = sql.Identifier(name).as_string(db)
+    database = sql.Identifier(db.info.dbname).as_string(db)
+    statements = for_role(readme_grants(), role=role, database=database)
     try:
-        db.execute(
-            sql.SQL(README_GRANTS).format(
-                role=sql.Identifier(role), database=sql.Identifier(database)
-            )
-        )
-        yield make_conninfo(database_url, user=role)
+        db.execute(statements.encode())
+        yield make_conninfo(database_url, user=name)
     finally:
-        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 def test_execute__as_the_readme_role_runs_but_cannot_write_customers_or_read_more(

@@ -15,9 +15,12 @@ import pytest
 
 from campaigner import envelope, runner
 from campaigner.config import Settings
+from campaigner.embedded import EmbeddedKafka
+from campaigner.embedded.common import free_port
 from tests.conftest import (
     TICK,
     TICK_TEXT,
+    create_topic,
     insert_campaign,
     insert_users,
     read_back,
@@ -36,6 +39,11 @@ RATE_LIMIT = 2_500
 # Batches on their way at once in these runs (the default).
 IN_FLIGHT = Settings().batches_in_flight
 PROCESS_TIMEOUT_S = 120
+# The Kafka timeout of a worker whose broker stops answering: long next to how
+# soon a second signal must end it.
+PATIENT_KAFKA_TIMEOUT_S = 60
+# A bound, not a speed: the shortest wait a second signal must skip is 10 s.
+STOPS_AT_ONCE_S = 5
 
 
 def arrange_slow_campaign(db: psycopg.Connection[Any], topic: str) -> int:
@@ -249,3 +257,61 @@ def test_execute__rate_limit_is_kept_with_the_run(
 
     [run] = run_rows(db)
     assert (run["status"], run["settings"]["rate_limit"]) == ("succeeded", 7)
+
+
+@pytest.mark.slow
+def test_execute__second_sigterm_stops_at_once_while_the_first_waits_for_reports(
+    db: psycopg.Connection[Any], database_url: str
+) -> None:
+    broker = EmbeddedKafka(port=free_port())
+    bootstrap = broker.bootstrap_servers
+    with broker:
+        create_topic(bootstrap, "slow")
+        arrange_slow_campaign(db, "slow")
+        # A graceful stop waits up to this long for the reports of what is on its way.
+        patient = {"CAMPAIGNER_KAFKA_TIMEOUT": str(PATIENT_KAFKA_TIMEOUT_S)}
+        worker = start_cli(
+            "execute", "--at", TICK_TEXT, database_url=database_url,
+            kafka_bootstrap=bootstrap, env=patient,
+        )  # fmt: skip
+        frozen = broker._proc
+        assert frozen is not None
+        try:
+            first_confirmed = wait_for(
+                lambda: run_checkpoint(database_url) >= BATCH, timeout=60
+            )
+            # The broker stops answering: what is produced from now on stays on
+            # its way, and a graceful stop would wait for its reports.
+            frozen.send_signal(signal.SIGSTOP)
+            time.sleep(0.5)
+            worker.send_signal(signal.SIGTERM)
+            ended_on_first = wait_for(lambda: worker.poll() is not None, timeout=3)
+            worker.send_signal(signal.SIGTERM)
+            second_sent = time.monotonic()
+            _, stderr = worker.communicate(timeout=PROCESS_TIMEOUT_S)
+            took = time.monotonic() - second_sent
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+            stop(worker)
+        [interrupted] = run_rows(db)
+        code, _, _ = execute_again(database_url, bootstrap)
+        messages = read_back(bootstrap, "slow", expected=COHORT)
+
+    print(f"\nsecond SIGTERM: exited after {took:.1f}s")
+    assert (first_confirmed, ended_on_first) == (True, False)
+    assert worker.returncode == 75
+    assert "error: stopped at once by a second signal" in stderr
+    # Nothing more is waited for: neither the reports of what is on its way (up to
+    # the Kafka timeout) nor the producer's final flush (up to 10 s).
+    assert took < STOPS_AT_ONCE_S
+    assert {key: interrupted[key] for key in ("status", "retryable", "error")} == {
+        "status": "interrupted",
+        "retryable": True,
+        "error": "interrupted at once by a second signal",
+    }
+    assert interrupted["checkpoint"] == interrupted["produced"] >= BATCH
+    assert code == 0
+    assert sorted(copies_by_user(messages)) == list(range(1, COHORT + 1))
+    assert [(r["status"], r["produced"], r["attempts"]) for r in run_rows(db)] == [
+        ("succeeded", COHORT, 2)
+    ]

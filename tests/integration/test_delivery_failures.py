@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import json
 from typing import Any
 
 import psycopg
@@ -11,15 +13,23 @@ import pytest
 from campaigner import errors, runner
 from campaigner.config import Settings
 from campaigner.embedded import EmbeddedKafka
+from campaigner.embedded.common import free_port
 from campaigner.kafka_sink import KafkaSink
 from tests.conftest import (
     TICK,
+    TICK_TEXT,
     create_topic,
     insert_campaign,
     insert_users,
     read_back,
+    run_checkpoint,
+    run_cli,
     run_rows,
+    start_cli,
+    wait_for,
 )
+
+PROCESS_TIMEOUT_S = 120
 
 
 def test_execute__recipient_too_large_is_recorded_and_the_run_goes_on(
@@ -98,4 +108,79 @@ def test_execute__broker_gone_after_the_topic_check_fails_the_run_as_retryable(
     )
     assert [(r["status"], r["retryable"], r["checkpoint"]) for r in run_rows(db)] == [
         ("failed", True, None)
+    ]
+
+
+def kill(broker: EmbeddedKafka) -> None:
+    """Kill the broker at once (SIGKILL): a graceful stop would go on serving its
+    connected clients for seconds."""
+    process = broker._proc
+    assert process is not None
+    process.kill()
+    process.wait(timeout=10)
+    broker.stop()
+
+
+def log_events(stderr: str, event: str) -> list[dict[str, Any]]:
+    lines = (json.loads(line) for line in stderr.splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("event") == event]
+
+
+@pytest.mark.slow
+def test_execute__broker_lost_in_the_middle_keeps_the_last_confirmed_checkpoint(
+    db: psycopg.Connection[Any], database_url: str
+) -> None:
+    users, batch = 20_000, 1_000
+    insert_users(db, users)
+    insert_campaign(db, name="cut-off", topic="cut-off", batch_size=batch)
+    # About ten seconds of sending: the broker goes away in the middle of it.
+    db.execute("UPDATE campaigns SET rate_limit = 2000")
+    broker = EmbeddedKafka(port=free_port())
+    bootstrap = broker.bootstrap_servers
+    with broker:
+        create_topic(bootstrap, "cut-off")
+        worker = start_cli(
+            "execute", "--at", TICK_TEXT, "--kafka-timeout", "3", "-vv",
+            "--log-format", "json", database_url=database_url,
+            kafka_bootstrap=bootstrap,
+        )  # fmt: skip
+        try:
+            confirmed = wait_for(
+                lambda: run_checkpoint(database_url) >= 3 * batch, timeout=60
+            )
+            before_the_loss = run_checkpoint(database_url)
+            kill(broker)
+            _, stderr = worker.communicate(timeout=PROCESS_TIMEOUT_S)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    [failed] = run_rows(db)
+    with broker:  # it starts empty: the topic is created again
+        create_topic(bootstrap, "cut-off")
+        resumed = run_cli(
+            "execute", "--at", TICK_TEXT, database_url=database_url,
+            kafka_bootstrap=bootstrap, timeout=PROCESS_TIMEOUT_S,
+        )  # fmt: skip
+        messages = read_back(
+            bootstrap, "cut-off", expected=users - failed["checkpoint"]
+        )
+
+    checkpoint = failed["checkpoint"]
+    saved = log_events(stderr, "batch_confirmed")
+    produced = log_events(stderr, "batch_produced")
+    counts = collections.Counter(int(key) for key, _, _ in messages)
+    assert (confirmed, worker.returncode) == (True, errors.EXIT_KAFKA)
+    assert (failed["status"], failed["retryable"]) == ("failed", True)
+    assert "campaign 'cut-off': delivery to topic 'cut-off' failed" in failed["error"]
+    # The checkpoint is the last id of the last batch the broker confirmed in full;
+    # the batches produced after it, whose reports failed, did not move it.
+    assert (before_the_loss <= checkpoint < users, checkpoint % batch) == (True, 0)
+    assert (failed["matched"], failed["produced"]) == (checkpoint, checkpoint)
+    assert saved[-1]["checkpoint"] == checkpoint
+    assert produced[-1]["batch_no"] > saved[-1]["batch_no"]
+    assert resumed[0] == 0, resumed[2]
+    assert sorted(counts.elements()) == list(range(checkpoint + 1, users + 1))
+    assert [(r["status"], r["produced"], r["attempts"]) for r in run_rows(db)] == [
+        ("succeeded", users, 2)
     ]

@@ -372,23 +372,30 @@ def test_execute__unfinished_run_past_its_deadline_is_expired_with_its_counts(
     assert "deadline 2025-06-02T13:00:00+00:00 passed" in run["error"]
 
 
-def test_execute__run_holding_its_lock_is_not_reported_stranded(
+def test_execute__run_holding_its_lock_is_left_to_its_worker(
     db: psycopg.Connection[Any],
     settings: Settings,
     topic: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    insert_users(db, 30)
     campaign_id = insert_campaign(db, name="busy", topic=topic)
     run_id = insert_stranded_run(db, campaign_id, checkpoint=10)
     db.execute("SELECT pg_advisory_lock(%s, %s)", ledger.lock_key(run_id))
-    caplog.set_level(logging.WARNING, logger="campaigner.runner")
+    before = run_rows(db)
+    caplog.set_level(logging.DEBUG, logger="campaigner")
 
     outcomes = runner.execute(settings, at=datetime(2025, 6, 2, 9, 5, tzinfo=UTC))
 
+    events = {getattr(r, "event", None) for r in caplog.records}
+    messages = read_back(settings.kafka_bootstrap_servers, topic, expected=0)
     assert [o.status for o in outcomes] == ["already_claimed"]
+    assert run_rows(db) == before
     assert [
-        r for r in caplog.records if getattr(r, "event", None) == "run_stranded"
-    ] == []
+        (r["status"], r["attempts"], r["checkpoint"], r["host"]) for r in before
+    ] == [("running", 1, 10, "gone.example.test")]
+    assert events & {"run_resumed", "run_started", "batch_confirmed"} == set()
+    assert messages == []
 
 
 def test_execute__resumes_a_run_whose_worker_died_at_its_checkpoint(

@@ -84,8 +84,7 @@ def test_execute__broker_down_fails_within_bounds_and_the_next_execute_delivers(
     assert f"cannot reach Kafka at {bootstrap} within 3s" in down[2]
     assert "succeeded" not in [r["status"] for r in rows_while_down]
     assert up[0] == 0
-    assert len(messages) == 3_000
-    assert sorted(user_counts(messages)) == list(range(1, 3_001))
+    assert sorted(user_counts(messages).elements()) == list(range(1, 3_001))
 
 
 @pytest.mark.slow
@@ -141,8 +140,7 @@ def test_execute__small_local_queue_waits_and_loses_nothing(
 
     messages = read_back(settings.kafka_bootstrap_servers, topic, expected=25_001)
     assert [(o.status, o.produced) for o in outcomes] == [("succeeded", 25_001)]
-    assert len(messages) == 25_001
-    assert sorted(user_counts(messages)) == list(range(1, 25_002))
+    assert sorted(user_counts(messages).elements()) == list(range(1, 25_002))
 
 
 def test_execute__one_message_too_large_is_recorded_and_the_others_delivered(

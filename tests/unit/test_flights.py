@@ -4,7 +4,6 @@ keeps, and the batches-in-flight setting."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,30 +28,55 @@ def test_slices__cover_the_batch_in_order(
     assert list(streaming.slices(count, size)) == expected
 
 
-def test_rate_limit__slice_is_a_tenth_of_a_second_and_delay_follows_what_was_sent() -> (
-    None
-):
+class FakeClock:
+    """Stands in for the `time` module that streaming reads its monotonic clock from,
+    so delays are computed from known instants, not the machine's scheduling."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock(1_000.0)
+    monkeypatch.setattr(streaming, "time", fake)
+    return fake
+
+
+def test_rate_limit__slice_is_a_tenth_of_a_second_and_delay_follows_what_was_sent(
+    clock: FakeClock,
+) -> None:
     limit = streaming.RateLimit(2_500)
-    limit.started = time.monotonic()
 
     first = limit.delay()
     limit.sent = 5_000
+    at_once = limit.delay()
+    clock.now += 0.5
+    half_a_second_later = limit.delay()
 
-    assert (limit.slice_size, first <= 0, 1.5 < limit.delay() <= 2.0) == (
+    assert (limit.slice_size, first, at_once, half_a_second_later) == (
         250,
-        True,
-        True,
+        0.0,
+        2.0,
+        1.5,
     )
 
 
-def test_rate_limit__time_spent_elsewhere_is_not_saved_up_for_a_burst() -> None:
+def test_rate_limit__time_spent_elsewhere_is_not_saved_up_for_a_burst(
+    clock: FakeClock,
+) -> None:
     limit = streaming.RateLimit(1_000)
-    limit.started = time.monotonic() - 60  # a minute reading, nothing sent
+    clock.now += 60  # a minute reading, nothing sent
 
     first = limit.delay()
     limit.sent = 1_000
+    after_one_second_of_messages = limit.delay()
 
-    assert (first, 0.8 < limit.delay() <= 0.9) == (-streaming.PACING_SLICE_S, True)
+    assert first == -streaming.PACING_SLICE_S
+    assert after_one_second_of_messages == pytest.approx(1 - streaming.PACING_SLICE_S)
 
 
 def test_rate_limit__unlimited_never_waits() -> None:
