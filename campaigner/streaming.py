@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -112,7 +113,16 @@ class Delivery:
         # Closed however the run ends, so that the thread reading ahead has let go
         # of the reader connection before anything else uses it.
         with contextlib.closing(batches):
-            for batch_no, rows in enumerate(batches, start=1):
+            for batch_no in itertools.count(1):
+                try:
+                    rows = next(batches)
+                except StopIteration:
+                    break
+                except errors.CampaignerError as exc:
+                    # Reading failed (a lock or statement timeout, the cohort): the
+                    # batches on their way are confirmed and recorded first, so the
+                    # next attempt does not send them again.
+                    self.stop(exc)
                 self.check_before_flight()
                 pending = Pending(batch_no, Flight())
                 self.window.append(pending)
