@@ -196,21 +196,29 @@ def select_query(
     after: int,
     limit: int,
     table: sql.Composable,
+    until: int | None = None,
 ) -> sql.Composed:
     """One chunk's query. The cohort sits on lines of its own inside parentheses,
     so a trailing `--` comment cannot swallow the predicates around it; the bounds
-    are literals, not parameters, so a `%` in the cohort stays a `%`."""
+    are literals, not parameters, so a `%` in the cohort stays a `%`. `until`
+    (a shard's last key) bounds the keys from above."""
     key = sql.Identifier(settings.customer_key)
     columns = sql.SQL(", ").join([key, *(sql.Identifier(field) for field in fields)])
+    upper: sql.Composable = sql.SQL("")
+    if until is not None:
+        upper = sql.SQL("\nAND {key} <= {until}").format(
+            key=key, until=sql.Literal(until)
+        )
     return sql.SQL(
         "SELECT {columns} FROM {table}\nWHERE (\n{cohort}\n)\n"
-        "AND {key} > {after}\nORDER BY {key}\nLIMIT {limit}"
+        "AND {key} > {after}{upper}\nORDER BY {key}\nLIMIT {limit}"
     ).format(
         columns=columns,
         table=table,
         cohort=sql.SQL(cohort),
         key=key,
         after=sql.Literal(after),
+        upper=upper,
         limit=sql.Literal(limit),
     )
 
@@ -275,8 +283,10 @@ def read_batches(
     fields: Sequence[str],
     after: int,
     batch_size: int,
+    until: int | None = None,
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """Yield the cohort's rows after `after` in key order, `batch_size` at a time.
+    """Yield the cohort's rows after `after` (up to `until`, when given) in key
+    order, `batch_size` at a time.
 
     `conn` must not be in autocommit mode; each batch is read in its own
     READ ONLY transaction, closed before the batch is yielded.
@@ -296,6 +306,7 @@ def read_batches(
                 after=after,
                 limit=batch_size,
                 table=table,
+                until=until,
             )
             cursor.execute(query)
             rows = cursor.fetchmany(batch_size)
