@@ -226,6 +226,10 @@ def fire(context: Context, due: Due) -> Outcome:
         outcome = join(context, campaign, sharded_run, started=started)
         if outcome is not None:
             return outcome
+        if due.backfill:
+            return not_started(
+                due.campaign.name, due.scheduled_for, not_joined(due, sharded_run)
+            )
     if run is None:
         logger.info(
             "campaign %r: slot %s already claimed",
@@ -239,6 +243,20 @@ def fire(context: Context, due: Due) -> Outcome:
         return work_on_shards(context, campaign, run, started=started)
     ending = run_to_the_end(context, campaign, run)
     return close_run(context, campaign, run, ending, started=started)
+
+
+def not_joined(due: Due, run: ledger.Run) -> errors.UsageError:
+    """Why a back-fill of a sharded run's slot has nothing to do."""
+    slot = due.scheduled_for.isoformat()
+    if run.status in ledger.DONE_STATUSES:
+        return errors.UsageError(
+            f"campaign {due.campaign.name!r}: slot {slot} already ran (run {run.id},"
+            f" {run.status}); it is never sent twice"
+        )
+    return errors.UsageError(
+        f"campaign {due.campaign.name!r}: slot {slot} is being run right now (run"
+        f" {run.id}): its other shards are all in live processes"
+    )
 
 
 def find_sharded(context: Context, due: Due) -> ledger.Run | None:
@@ -339,13 +357,9 @@ def work_on_shards(
             with db.translated("claiming a shard"):
                 claimed = shards.claim_next(context.control, run.id)
         except errors.CampaignerError as exc:
-            retryable = not isinstance(exc, errors.UsageError)
-            ending = Ending(
-                "interrupted" if retryable else "failed",
-                exc.message,
-                retryable,
-                exc.exit_code,
-            )
+            interrupted = isinstance(exc, errors.Interrupted)
+            status = "interrupted" if interrupted else "failed"
+            ending = Ending(status, exc.message, True, exc.exit_code)
             break
         if claimed is None:
             break

@@ -14,13 +14,17 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from campaigner import envelope, runner
+from campaigner import envelope, errors, runner, shards
 from campaigner.config import Settings
+from campaigner.embedded import EmbeddedKafka
+from campaigner.embedded.common import free_port
 from tests.conftest import (
     TICK,
     TICK_TEXT,
+    create_topic,
     insert_campaign,
     insert_users,
+    invoke_cli,
     read_back,
     run_cli,
     run_rows,
@@ -126,7 +130,7 @@ def test_execute__large_run_is_sharded_and_each_recipient_arrives_once(
 
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     copies = copies_by_user(messages)
-    shards = shard_rows(db)
+    shard_list = shard_rows(db)
     [run] = run_rows(db)
     assert (outcome.status, outcome.produced, outcome.exit_code) == (
         "succeeded",
@@ -135,20 +139,43 @@ def test_execute__large_run_is_sharded_and_each_recipient_arrives_once(
     )
     assert (len(messages), sorted(copies)) == (COHORT, list(range(1, COHORT + 1)))
     assert wrong_keys(copies, campaign_id) == []
-    assert [(s["shard_no"], s["status"], s["attempts"]) for s in shards] == [
+    assert [(s["shard_no"], s["status"], s["attempts"]) for s in shard_list] == [
         (number, "done", 1) for number in range(1, SHARDS + 1)
     ]
     # The ranges follow each other and cover every key.
-    assert shards[0]["lower_key"] == -(2**63)
-    assert shards[-1]["upper_key"] is None
-    assert [s["lower_key"] for s in shards[1:]] == [s["upper_key"] for s in shards[:-1]]
-    assert sum(s["produced"] for s in shards) == COHORT
+    assert shard_list[0]["lower_key"] == -(2**63)
+    assert shard_list[-1]["upper_key"] is None
+    assert [s["lower_key"] for s in shard_list[1:]] == [
+        s["upper_key"] for s in shard_list[:-1]
+    ]
+    assert sum(s["produced"] for s in shard_list) == COHORT
     assert {k: run[k] for k in ("status", "matched", "produced", "attempts")} == {
         "status": "succeeded",
         "matched": COHORT,
         "produced": COHORT,
         "attempts": 1,
     }
+
+
+def test_runs__shows_a_sharded_runs_shards(
+    db: psycopg.Connection[Any], settings: Settings, topic: str
+) -> None:
+    arrange(db, topic, rate_limit=None)
+    sharded = dataclasses.replace(settings, shard_threshold=10_000, shard_size=5_000)
+    runner.execute(sharded, at=TICK)
+
+    table = invoke_cli("runs", settings=settings)
+    document = json.loads(invoke_cli("runs", "--json", settings=settings).stdout)
+
+    [line] = [line for line in table.stdout.splitlines() if "succeeded" in line]
+    [run] = document
+    assert f"{SHARDS}/{SHARDS} done" in line
+    assert (run["shards_total"], run["shards_done"]) == (SHARDS, SHARDS)
+    assert [
+        (shard["shard_no"], shard["status"], shard["attempts"])
+        for shard in run["shards"]
+    ] == [(number, "done", 1) for number in range(1, SHARDS + 1)]
+    assert sum(shard["produced"] for shard in run["shards"]) == COHORT
 
 
 def test_execute__run_below_the_threshold_stays_whole(
@@ -180,17 +207,17 @@ def test_execute__two_processes_started_together_share_the_shards(
 
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     copies = copies_by_user(messages)
-    shards = shard_rows(db)
+    shard_list = shard_rows(db)
     [run] = run_rows(db)
     statuses = sorted(json.loads(stdout)[0]["status"] for stdout, _ in outputs)
-    print(f"\nshards by pid: {[(s['shard_no'], s['pid']) for s in shards]}")
+    print(f"\nshards by pid: {[(s['shard_no'], s['pid']) for s in shard_list]}")
     assert [process.returncode for process in processes] == [0, 0]
     # One process ends the run; the other left it while the last shard went on.
     assert statuses == ["running", "succeeded"]
-    assert len({s["pid"] for s in shards}) == 2
+    assert len({s["pid"] for s in shard_list}) == 2
     assert (len(messages), sorted(copies)) == (COHORT, list(range(1, COHORT + 1)))
     assert wrong_keys(copies, campaign_id) == []
-    assert [s["status"] for s in shards] == ["done"] * SHARDS
+    assert [s["status"] for s in shard_list] == ["done"] * SHARDS
     assert (run["status"], run["produced"], run["attempts"]) == (
         "succeeded",
         COHORT,
@@ -237,7 +264,7 @@ def test_execute__killed_in_a_shard_is_taken_over_by_the_next_execute(
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     copies = copies_by_user(messages)
     repeated = sorted(user for user, keys in copies.items() if len(keys) > 1)
-    shards = shard_rows(db)
+    shard_list = shard_rows(db)
     [run] = run_rows(db)
     print(
         f"\nkilled in shard {running['shard_no']} at {running['checkpoint']}:"
@@ -259,9 +286,9 @@ def test_execute__killed_in_a_shard_is_taken_over_by_the_next_execute(
         )
     ] == []
     assert [
-        (s["status"], s["attempts"]) for s in shards if s["id"] == running["id"]
+        (s["status"], s["attempts"]) for s in shard_list if s["id"] == running["id"]
     ] == [("done", 2)]
-    assert [s["status"] for s in shards] == ["done"] * SHARDS
+    assert [s["status"] for s in shard_list] == ["done"] * SHARDS
     assert (run["status"], run["matched"], run["produced"], run["attempts"]) == (
         "succeeded",
         COHORT,
@@ -271,11 +298,17 @@ def test_execute__killed_in_a_shard_is_taken_over_by_the_next_execute(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "helper_args",
+    [["--at", TICK_TEXT], ["--campaign", "big", "--at", TICK_TEXT]],
+    ids=["cron", "back-fill"],
+)
 def test_execute__stopped_worker_keeps_its_shard_while_another_execute_helps(
     db: psycopg.Connection[Any],
     database_url: str,
     kafka_bootstrap: str,
     topic: str,
+    helper_args: list[str],
 ) -> None:
     arrange(db, topic, rate_limit=RATE_LIMIT)
     # Nothing of the stopped worker may time out on the broker's side while it is
@@ -305,8 +338,7 @@ def test_execute__stopped_worker_keeps_its_shard_while_another_execute_helps(
         [stopped] = [s for s in shard_rows(db) if s["status"] == "running"]
         helper = run_cli(
             "execute",
-            "--at",
-            TICK_TEXT,
+            *helper_args,
             "--json",
             database_url=database_url,
             kafka_bootstrap=kafka_bootstrap,
@@ -343,3 +375,139 @@ def test_execute__stopped_worker_keeps_its_shard_while_another_execute_helps(
         COHORT,
         1,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigterm", "pause"])
+def test_execute__sharded_run_stopped_gracefully_is_finished_by_the_next_execute(
+    db: psycopg.Connection[Any],
+    database_url: str,
+    kafka_bootstrap: str,
+    topic: str,
+    how: str,
+) -> None:
+    arrange(db, topic, rate_limit=RATE_LIMIT)
+    worker = execute(database_url, kafka_bootstrap)
+    try:
+        in_second_shard = wait_for(
+            lambda: (
+                shards_done(database_url) >= 1
+                and any(
+                    status == "running" and (checkpoint or 0) > 0
+                    for _, status, _, checkpoint in shard_progress(database_url)
+                )
+            ),
+            timeout=60,
+        )
+        if how == "sigterm":
+            worker.send_signal(signal.SIGTERM)
+        else:
+            db.execute("UPDATE campaigns SET status = 'paused'")
+    finally:
+        wait(worker)
+    [stopped] = run_rows(db)
+    stopped_shards = [s["status"] for s in shard_rows(db)]
+    db.execute("UPDATE campaigns SET status = 'active'")
+
+    code, _, _ = run_cli(
+        "execute",
+        "--at",
+        TICK_TEXT,
+        database_url=database_url,
+        kafka_bootstrap=kafka_bootstrap,
+        env=SHARDING,
+        timeout=PROCESS_TIMEOUT_S,
+    )
+
+    messages = read_back(kafka_bootstrap, topic, expected=COHORT)
+    [finished] = run_rows(db)
+    assert in_second_shard
+    assert (worker.returncode, code) == (75 if how == "sigterm" else 0, 0)
+    assert (stopped["status"], stopped["retryable"]) == ("interrupted", True)
+    assert stopped_shards[:2] == ["done", "interrupted"]
+    assert set(stopped_shards[2:]) == {"pending"}
+    # A graceful stop confirms what is on its way: nothing is sent twice.
+    assert len(messages) == COHORT
+    assert sorted(int(key) for key, _, _ in messages) == list(range(1, COHORT + 1))
+    assert (finished["status"], finished["produced"], finished["attempts"]) == (
+        "succeeded",
+        COHORT,
+        2,
+    )
+    assert [s["status"] for s in shard_rows(db)] == ["done"] * SHARDS
+
+
+@pytest.mark.slow
+def test_execute__sharded_run_past_its_deadline_expires_with_its_counts(
+    db: psycopg.Connection[Any],
+    database_url: str,
+    kafka_bootstrap: str,
+    topic: str,
+) -> None:
+    arrange(db, topic, rate_limit=RATE_LIMIT)
+    # The deadline passes about four seconds from now, in the middle of the run.
+    db.execute(
+        "UPDATE campaigns SET deadline = now() + interval '4 seconds' - %s", [TICK]
+    )
+
+    worker = execute(database_url, kafka_bootstrap)
+    _, stderr = wait(worker)
+
+    messages = read_back(kafka_bootstrap, topic, expected=0)
+    [run] = run_rows(db)
+    statuses = [s["status"] for s in shard_rows(db)]
+    assert worker.returncode == 6
+    assert "passed before the end of the cohort" in stderr
+    assert (run["status"], 0 < run["produced"] < COHORT) == ("expired", True)
+    assert run["produced"] == len(messages) == len({k for k, _, _ in messages})
+    assert "expired" in statuses and "pending" in statuses
+    assert statuses[0] == "done"
+
+
+@pytest.mark.slow
+def test_execute__shard_failed_on_a_lost_broker_is_retried_once_it_is_back(
+    db: psycopg.Connection[Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insert_users(db, COHORT)
+    db.execute("ANALYZE user_data")
+    insert_campaign(db, name="big", topic="lost", batch_size=BATCH)
+    broker = EmbeddedKafka(port=free_port())
+    settings = Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_timeout=2,
+        connect_timeout=3,
+        shard_threshold=10_000,
+        shard_size=5_000,
+    )
+    finish = shards.finish
+
+    def finish_then_lose_the_broker(*args: Any, **kwargs: Any) -> None:
+        finish(*args, **kwargs)
+        broker.stop()
+
+    with broker:
+        create_topic(broker.bootstrap_servers, "lost")
+        with monkeypatch.context() as patch:
+            patch.setattr(shards, "finish", finish_then_lose_the_broker)
+            lost = runner.execute(settings, at=TICK)
+    failed = run_rows(db)
+    failed_shards = [(s["status"], s["retryable"]) for s in shard_rows(db)]
+    first_upper = shard_rows(db)[0]["upper_key"]
+    with broker:  # it starts empty: the topic is created again
+        create_topic(broker.bootstrap_servers, "lost")
+        retried = runner.execute(settings, at=TICK)
+        expected = COHORT - first_upper
+        messages = read_back(broker.bootstrap_servers, "lost", expected=expected)
+
+    assert [(o.status, o.exit_code) for o in lost] == [("failed", errors.EXIT_KAFKA)]
+    assert [(r["status"], r["retryable"]) for r in failed] == [("failed", True)]
+    assert failed_shards == [("done", False), ("failed", True)] + [
+        ("pending", False)
+    ] * (SHARDS - 2)
+    assert [(o.status, o.produced) for o in retried] == [("succeeded", COHORT)]
+    # The shard done before the broker was lost is not sent again.
+    assert sorted(int(key) for key, _, _ in messages) == list(
+        range(first_upper + 1, COHORT + 1)
+    )
+    assert [(r["status"], r["attempts"]) for r in run_rows(db)] == [("succeeded", 2)]
