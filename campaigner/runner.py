@@ -329,17 +329,28 @@ def join(
     if joined is None:
         return None
     run = joined.run
-    # A run nobody works on any more is news when its worker died.
-    level = logging.WARNING if joined.took_over and run.attempts > 1 else logging.INFO
+    # Processes that died are news for the operator; a retry is routine.
+    died = joined.took_over and joined.previous_status == "running"
+    if not joined.took_over:
+        how = "joining"
+    elif died:
+        how = "resuming (its processes died)"
+    else:
+        how = f"resuming ({joined.previous_status})"
     logger.log(
-        level,
+        logging.WARNING if died else logging.INFO,
         "campaign %r: %s sharded run %d (slot %s), attempt %d",
         campaign.name,
-        "resuming" if joined.took_over else "joining",
+        how,
         run.id,
         run.scheduled_for.isoformat(),
         run.attempts,
-        extra={"event": "run_joined", "campaign_id": campaign.id, "run_id": run.id},
+        extra={
+            "event": "run_resumed" if joined.took_over else "run_joined",
+            "campaign_id": campaign.id,
+            "run_id": run.id,
+            "attempt": run.attempts,
+        },
     )
     return work_on_shards(context, campaign, run, started=started)
 

@@ -195,6 +195,8 @@ class Joined:
     run: ledger.Run
     # Nobody else was working on it: one more attempt of the run, from here.
     took_over: bool
+    # Its status before: "running" with nobody on it means its processes died.
+    previous_status: str
 
 
 # Run states a process may join; a run failed for good is not retried.
@@ -217,17 +219,18 @@ def join(conn: psycopg.Connection, run_id: int) -> Joined | None:
         ).fetchone()
         if found is None or not has_claimable(conn, run_id):
             return None
+        previous = str(found[0])
         key = ledger.lock_key(run_id)
         if locked(conn, "SELECT pg_try_advisory_lock(%s, %s)", key):
             conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", key)
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-            return Joined(ledger.take_over(conn, run_id), took_over=True)
+            return Joined(ledger.take_over(conn, run_id), True, previous)
         # Held exclusively: a whole run's worker, or one taking it over right now.
         if not locked(conn, "SELECT pg_try_advisory_lock_shared(%s, %s)", key):
             return None
         run = ledger.find_run_by_id(conn, run_id)
     assert run is not None
-    return Joined(run, took_over=False)
+    return Joined(run, took_over=False, previous_status=previous)
 
 
 def locked(conn: psycopg.Connection, query: str, key: tuple[int, int]) -> bool:
