@@ -539,7 +539,7 @@ def claim(context: Context, due: Due) -> tuple[ledger.Run | None, bool]:
             return None, True
         ranges = None
         if ledger.find_run(context.control, due.campaign.id, due.scheduled_for) is None:
-            ranges = shards.plan(context.reader, context.settings, due.campaign)
+            ranges = plan_shards(context, due.campaign)
         sharding = None if ranges is None else shards.recording(ranges)
         slot = due.scheduled_for
         run: ledger.Run | None
@@ -560,6 +560,15 @@ def claim(context: Context, due: Due) -> tuple[ledger.Run | None, bool]:
                 sharding=sharding,
             )
     return run, sharding is not None
+
+
+def plan_shards(context: Context, campaign: Campaign) -> list[shards.Bounds] | None:
+    """The shards of a new run, or None to send it whole. A cohort PostgreSQL
+    rejects is left to the run, which records why it failed."""
+    try:
+        return shards.plan(context.reader, context.settings, campaign)
+    except errors.InvalidCohort:
+        return None
 
 
 @dataclasses.dataclass(frozen=True)

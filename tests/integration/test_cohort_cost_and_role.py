@@ -138,7 +138,8 @@ GRANT CONNECT ON DATABASE {database} TO {role};
 GRANT USAGE ON SCHEMA public TO {role};
 GRANT SELECT ON user_data TO {role};
 GRANT SELECT ON campaigns, campaigner_migrations TO {role};
-GRANT SELECT, INSERT, UPDATE ON campaign_runs, campaign_run_failures TO {role};
+GRANT SELECT, INSERT, UPDATE ON campaign_runs, campaign_run_failures,
+    campaign_run_shards TO {role};
 """
 
 
