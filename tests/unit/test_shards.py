@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pathlib
+import time
 
 import pytest
+from psycopg import sql
 
-from campaigner import errors, shards
+from campaigner import cohort, errors, shards, streaming
 from campaigner.config import Settings, load_settings
 
 FIRST = -(2**63)
@@ -124,3 +126,42 @@ def test_settings__sharding_out_of_range_is_a_configuration_error(
         load_settings(environ=environ)
 
     assert raised.value.message.startswith(message)
+
+
+def test_rate_limit__a_changed_share_keeps_what_was_sent_at_the_old_rate() -> None:
+    limit = streaming.RateLimit(2_000)
+    limit.started = time.monotonic()
+    limit.sent = 2_000  # one second's worth at 2,000 per second
+
+    limit.change(1_000)  # a second process joined: half each
+    at_change = limit.delay()
+    limit.sent = 1_000  # one more second's worth at the new rate
+
+    assert limit.per_second == 1_000
+    assert (0.9 < at_change <= 1.0, 1.9 < limit.delay() <= 2.0) == (True, True)
+
+
+def test_rate_limit__unlimited_stays_unlimited() -> None:
+    limit = streaming.RateLimit(None)
+
+    limit.change(500)
+
+    assert (limit.per_second, limit.delay()) == (None, 0.0)
+
+
+def test_select_query__a_shards_upper_bound_after_the_checkpoint() -> None:
+    query = cohort.select_query(
+        Settings(),
+        cohort="country = 'DE' -- a comment",
+        fields=["email"],
+        after=1234,
+        limit=500,
+        table=sql.Identifier("public", "user_data"),
+        until=5678,
+    )
+
+    assert query.as_string(None) == (
+        'SELECT "id", "email" FROM "public"."user_data"\n'
+        "WHERE (\ncountry = 'DE' -- a comment\n)\n"
+        'AND "id" > 1234\nAND "id" <= 5678\nORDER BY "id"\nLIMIT 500'
+    )
