@@ -153,6 +153,8 @@ def build_settings(params: dict[str, Any]) -> Settings:
         "connect_timeout",
         "statement_timeout",
         "max_cohort_cost",
+        "shard_threshold",
+        "shard_size",
     )
     return load_settings(
         flags={name: params.get(name) for name in names},
@@ -243,6 +245,21 @@ def cli() -> None:
     " node_exporter's textfile collector. [env: CAMPAIGNER_METRICS_FILE]",
     envvar="CAMPAIGNER_METRICS_FILE",
 )
+@click.option(
+    "--shard-threshold",
+    type=click.IntRange(min=0),
+    metavar="RECIPIENTS",
+    help="Split a new run whose cohort is estimated above this into shards that"
+    " more executes can share; 0: never. [env: CAMPAIGNER_SHARD_THRESHOLD;"
+    " default: 1000000]",
+)
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    metavar="RECIPIENTS",
+    help="Recipients per shard of a split run (at most 64 shards)."
+    " [env: CAMPAIGNER_SHARD_SIZE; default: 250000]",
+)
 @settings_options(kafka=True)
 @handle_errors
 def execute(
@@ -257,7 +274,8 @@ def execute(
 
     Each due slot is claimed once, however many executes run at the same
     tick on however many hosts; its cohort is streamed into the campaign's
-    topic and every message is confirmed by the broker.
+    topic and every message is confirmed by the broker. A large run is split
+    into shards: every execute that starts meanwhile helps with it.
 
     \b
     Examples:

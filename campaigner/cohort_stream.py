@@ -121,22 +121,30 @@ def chunk_query(
     *,
     cohort: str,
     table: sql.Composable,
-    after: int,
+    after: int | None,
     limit: int,
+    until: int | None = None,
 ) -> sql.Composed:
-    """One chunk. The cohort sits on lines of its own inside parentheses, so a
-    trailing `--` comment cannot swallow the predicates around it; the bounds are
-    literals, not parameters, so a `%` in the cohort stays a `%`."""
+    """One chunk: keys above `after` (None: from the first) up to `until` (a
+    shard's last key; None: to the end). The cohort sits on lines of its own
+    inside parentheses, so a trailing `--` comment cannot swallow the predicates
+    around it; the bounds are literals, not parameters, so a `%` in the cohort
+    stays a `%`."""
     key = sql.Identifier(settings.customer_key)
+    bounds: list[sql.Composable] = []
+    if after is not None:
+        bounds.append(sql.SQL("\nAND {} > {}").format(key, sql.Literal(after)))
+    if until is not None:
+        bounds.append(sql.SQL("\nAND {} <= {}").format(key, sql.Literal(until)))
     return sql.SQL(
-        "SELECT {columns} FROM {table}\nWHERE (\n{cohort}\n)\n"
-        "AND {key} > {after}\nORDER BY {key}\nLIMIT {limit}"
+        "SELECT {columns} FROM {table}\nWHERE (\n{cohort}\n){bounds}\n"
+        "ORDER BY {key}\nLIMIT {limit}"
     ).format(
         columns=sql.SQL(", ").join([key, *encoder.expressions]),
-        key=key,
         table=table,
         cohort=sql.SQL(cohort),
-        after=sql.Literal(after),
+        bounds=sql.Composed(bounds),
+        key=key,
         limit=sql.Literal(limit),
     )
 
@@ -148,10 +156,12 @@ def read_batches(
     campaign_name: str,
     cohort: str,
     encoder: FieldEncoder,
-    after: int,
+    after: int | None,
     batch_size: int,
+    until: int | None = None,
 ) -> Generator[Rows, None, None]:
-    """Yield the cohort's rows after `after` in key order, `batch_size` at a time,
+    """Yield the cohort's rows after `after` (None: from the first key; up to `until`
+    when given) in key order, `batch_size` at a time,
     each row as (user id text, fields JSON text).
 
     The next chunk is read by a thread while this one is produced, so that
@@ -167,6 +177,7 @@ def read_batches(
         cohort=cohort,
         encoder=encoder,
         after=after,
+        until=until,
         chunk_rows=chunk_rows,
     )
     for rows in read_ahead(chunks):
@@ -181,7 +192,8 @@ def read_chunks(
     campaign_name: str,
     cohort: str,
     encoder: FieldEncoder,
-    after: int,
+    after: int | None,
+    until: int | None,
     chunk_rows: int,
 ) -> Generator[Rows, None, None]:
     while True:
@@ -195,6 +207,7 @@ def read_chunks(
                 cohort=cohort,
                 table=table,
                 after=after,
+                until=until,
                 limit=chunk_rows,
             )
             with conn.cursor() as cursor:

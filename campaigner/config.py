@@ -42,12 +42,17 @@ TIMEOUT_RANGES = {
 # How many batches may wait for their delivery reports at once: more keeps the
 # broker busy while the next batch is read; each one is repeated after a crash.
 BATCHES_IN_FLIGHT_RANGE = (1, 64)
+# Recipients in a shard of a large run: at least a few batches, so that claiming
+# a shard costs little next to sending it.
+SHARD_SIZE_RANGE = (1_000, 100_000_000)
 FLAGS = {
     "connect_timeout",
     "statement_timeout",
     "kafka_timeout",
     "kafka_bootstrap_servers",
     "max_cohort_cost",
+    "shard_threshold",
+    "shard_size",
 }
 
 
@@ -80,6 +85,11 @@ class Settings:
     # nothing on a small one; the statement timeout is the hard bound.
     max_cohort_cost: float | None = None
     batches_in_flight: int = 4
+    # A run whose cohort the planner estimates above this many recipients is
+    # split into id-range shards that several executes can share; 0: never.
+    shard_threshold: int = 1_000_000
+    # Recipients per shard, as estimated (the number of shards is bounded).
+    shard_size: int = 250_000
 
     def __post_init__(self) -> None:
         for name in ("customer_table", "customer_key"):
@@ -107,6 +117,20 @@ class Settings:
                 f"batches_in_flight must be between {low} and {high}, got"
                 f" {self.batches_in_flight!r} ({setting_sources('batches_in_flight')})"
             )
+        self.check_sharding()
+
+    def check_sharding(self) -> None:
+        if self.shard_threshold < 0:
+            raise ConfigurationError(
+                f"shard_threshold must be 0 (never shard) or more, got"
+                f" {self.shard_threshold!r} ({setting_sources('shard_threshold')})"
+            )
+        low, high = SHARD_SIZE_RANGE
+        if not low <= self.shard_size <= high:
+            raise ConfigurationError(
+                f"shard_size must be between {low:,} and {high:,}, got"
+                f" {self.shard_size!r} ({setting_sources('shard_size')})"
+            )
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.shown().items())
@@ -131,6 +155,8 @@ FIELD_TYPES: dict[str, type] = {
     "kafka_timeout": float,
     "max_cohort_cost": float,
     "batches_in_flight": int,
+    "shard_threshold": int,
+    "shard_size": int,
 }
 KIND_NAMES = {int: "a whole number", float: "a number", str: "text"}
 STANDARD_ENV = {

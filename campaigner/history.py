@@ -10,6 +10,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from campaigner.shards import ShardRecord, find_shards
+
 RUN_STATUSES = (
     "running",
     "succeeded",
@@ -42,6 +44,10 @@ class RunRecord:
     duration_s: float | None
     host: str | None
     error: str | None
+    # A sharded run's shards (0 for a whole run), and those done.
+    shards_total: int = 0
+    shards_done: int = 0
+    shards: list[ShardRecord] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +66,11 @@ SELECT r.id, c.name AS campaign, r.scheduled_for, r.manual, r.status,
        r.started_at, r.finished_at,
        extract(epoch FROM coalesce(r.finished_at, r.heartbeat_at) - r.started_at)::float
            AS duration_s,
-       r.host, r.error
+       r.host, r.error, s.total AS shards_total, s.done AS shards_done
 FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total, count(*) FILTER (WHERE status = 'done') AS done
+    FROM campaign_run_shards WHERE run_id = r.id) s
 WHERE {conditions}
 ORDER BY r.scheduled_for DESC, r.id DESC
 LIMIT {limit}
@@ -88,4 +97,16 @@ def find_runs(conn: psycopg.Connection, where: RunFilter) -> list[RunRecord]:
     )
     with conn.cursor(row_factory=class_row(RunRecord)) as cur:
         cur.execute(query, params)
-        return cur.fetchall()
+        found = cur.fetchall()
+    return with_shards(conn, found)
+
+
+def with_shards(conn: psycopg.Connection, runs: list[RunRecord]) -> list[RunRecord]:
+    """The runs, each sharded one with its shards."""
+    sharded = [run.id for run in runs if run.shards_total]
+    if not sharded:
+        return runs
+    by_run: dict[int, list[ShardRecord]] = {}
+    for shard in find_shards(conn, sharded):
+        by_run.setdefault(shard.run_id, []).append(shard)
+    return [dataclasses.replace(run, shards=by_run.get(run.id, [])) for run in runs]

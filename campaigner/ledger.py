@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -109,8 +110,12 @@ def claim(
     *,
     scheduled_for: datetime,
     manual: bool,
+    sharding: Callable[[psycopg.Connection, int], None] | None = None,
 ) -> Run | None:
-    """Claim the slot and lock its run, or None when another process already has."""
+    """Claim the slot and lock its run, or None when another process already has.
+
+    `sharding`, for a large run, records its shards and takes the run's lock in
+    shared mode instead, in the same transaction."""
     with conn.transaction(), conn.cursor(row_factory=class_row(Run)) as cur:
         cur.execute(
             f"""
@@ -132,13 +137,19 @@ def claim(
             ],
         )
         run = cur.fetchone()
-        if run is not None:
+        if run is not None and sharding is not None:
+            sharding(conn, run.id)
+        elif run is not None:
             cur.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(run.id))
     return run
 
 
 def claim_manual(
-    conn: psycopg.Connection, campaign: Campaign, *, scheduled_for: datetime
+    conn: psycopg.Connection,
+    campaign: Campaign,
+    *,
+    scheduled_for: datetime,
+    sharding: Callable[[psycopg.Connection, int], None] | None = None,
 ) -> Run:
     """Claim a manual slot, unless a run of the campaign is alive right now: two
     operators pressing the button together must not send the cohort twice."""
@@ -159,13 +170,19 @@ def claim_manual(
                 f"campaign {campaign.name!r} is running right now (run {alive[0]});"
                 " wait for it to finish"
             )
-        run = claim(conn, campaign, scheduled_for=scheduled_for, manual=True)
+        run = claim(
+            conn, campaign, scheduled_for=scheduled_for, manual=True, sharding=sharding
+        )
     assert run is not None  # a manual slot is the exact instant: nobody else has it
     return run
 
 
 def claim_backfill(
-    conn: psycopg.Connection, campaign: Campaign, *, scheduled_for: datetime
+    conn: psycopg.Connection,
+    campaign: Campaign,
+    *,
+    scheduled_for: datetime,
+    sharding: Callable[[psycopg.Connection, int], None] | None = None,
 ) -> Run:
     """Claim a slot on purpose, taking over its run if an earlier attempt failed,
     was interrupted or lost its worker; the run resumes at its checkpoint.
@@ -173,7 +190,9 @@ def claim_backfill(
     Raises UsageError when the slot already ran to the end or its run is
     alive in another process.
     """
-    run = claim(conn, campaign, scheduled_for=scheduled_for, manual=False)
+    run = claim(
+        conn, campaign, scheduled_for=scheduled_for, manual=False, sharding=sharding
+    )
     if run is not None:
         return run
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -331,16 +350,23 @@ def record_progress(
             """,
             [checkpoint, matched, produced, len(refused), run_id],
         )
-        if refused:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    """
-                    INSERT INTO campaign_run_failures (run_id, user_id, reason)
-                    VALUES (%s, %s, %s)
-                    ON CONFLICT (run_id, user_id) DO UPDATE SET reason = EXCLUDED.reason
-                    """,
-                    [(run_id, user_id, reason) for user_id, reason in refused],
-                )
+        record_refused(conn, run_id, refused)
+
+
+def record_refused(
+    conn: psycopg.Connection, run_id: int, refused: list[tuple[int, str]]
+) -> None:
+    """Recipients refused for good, with the reason (in the caller's transaction)."""
+    if refused:
+        with conn.cursor() as cur:
+            cur.executemany(
+                """
+                INSERT INTO campaign_run_failures (run_id, user_id, reason)
+                VALUES (%s, %s, %s)
+                ON CONFLICT (run_id, user_id) DO UPDATE SET reason = EXCLUDED.reason
+                """,
+                [(run_id, user_id, reason) for user_id, reason in refused],
+            )
 
 
 def finish(
@@ -352,7 +378,24 @@ def finish(
     retryable: bool = False,
 ) -> Run:
     """Record how the run ended and release its lock."""
-    with conn.transaction(), conn.cursor(row_factory=class_row(Run)) as cur:
+    with conn.transaction():
+        run = record_ending(
+            conn, run_id, status=status, error=error, retryable=retryable
+        )
+    release(conn, run_id)
+    return run
+
+
+def record_ending(
+    conn: psycopg.Connection,
+    run_id: int,
+    *,
+    status: str,
+    error: str | None,
+    retryable: bool,
+) -> Run:
+    """Write how the run ended, in the caller's transaction."""
+    with conn.cursor(row_factory=class_row(Run)) as cur:
         cur.execute(
             f"""
             UPDATE campaign_runs
@@ -364,7 +407,6 @@ def finish(
             [status, error, retryable, run_id],
         )
         run = cur.fetchone()
-    release(conn, run_id)
     assert run is not None
     return run
 
@@ -378,6 +420,12 @@ def find_run(
             " WHERE campaign_id = %s AND scheduled_for = %s",
             [campaign_id, scheduled_for],
         )
+        return cur.fetchone()
+
+
+def find_run_by_id(conn: psycopg.Connection, run_id: int) -> Run | None:
+    with conn.cursor(row_factory=class_row(Run)) as cur:
+        cur.execute(f"SELECT {RUN_COLUMNS} FROM campaign_runs WHERE id = %s", [run_id])
         return cur.fetchone()
 
 
@@ -424,7 +472,10 @@ class UnfinishedRun:
 def unfinished_runs(conn: psycopg.Connection) -> list[UnfinishedRun]:
     """Runs that stopped before the end of their cohort: failed and retryable,
     interrupted, or marked running while nobody holds their advisory lock (their
-    worker died), oldest slot first."""
+    worker died); and sharded runs with a shard left to claim, whoever works on
+    them. Oldest slot first."""
+    from campaigner.shards import HAS_CLAIMABLE  # shards builds on this module
+
     columns = ", ".join(f"r.{name.strip()}" for name in RUN_COLUMNS.split(","))
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
@@ -436,7 +487,7 @@ def unfinished_runs(conn: psycopg.Connection) -> list[UnfinishedRun]:
                    now() AS now
             FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id
             WHERE {UNFINISHED}
-              AND NOT (r.status = 'running' AND {RUN_LOCK_HELD})
+              AND (NOT (r.status = 'running' AND {RUN_LOCK_HELD}) OR {HAS_CLAIMABLE})
             ORDER BY r.scheduled_for, r.id
             """,
             [RUN_LOCK_CLASS, LOCK_KEY_MODULUS],

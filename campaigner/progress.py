@@ -99,6 +99,9 @@ class RunProgress(logging.Handler):
             name, total=total, completed=done, campaign=name
         )
 
+    # TODO: when other processes share a sharded run, the bar advances with this
+    # process's batches only and stops short of the total; read the run's
+    # counts back instead once sharded runs are common on terminals.
     def advance(self, run_id: int, rows: int) -> None:
         if run_id not in self.tasks:
             self.start(run_id)

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import psycopg
 
-from campaigner import cohort, db, errors, ledger, missed, planning, streaming
+from campaigner import cohort, db, errors, ledger, missed, planning, shards, streaming
 from campaigner.campaigns import Campaign, load_campaign, load_campaigns
 from campaigner.config import Settings
 from campaigner.context import Context, stopping_on_signals
@@ -216,9 +216,20 @@ def fire(context: Context, due: Due) -> Outcome:
     """Claim the slot, stream the cohort into Kafka and record how it ended."""
     started = time.monotonic()
     try:
-        run = claim(context, due)
+        run, sharded = claim(context, due)
+        # Another process claimed it: a sharded run can be joined.
+        sharded_run = None if run is not None else find_sharded(context, due)
     except errors.CampaignerError as exc:
         return not_started(due.campaign.name, due.scheduled_for, exc)
+    if sharded_run is not None:
+        campaign = ledger.as_started(due.campaign, sharded_run)
+        outcome = join(context, campaign, sharded_run, started=started)
+        if outcome is not None:
+            return outcome
+        if due.backfill:
+            return not_started(
+                due.campaign.name, due.scheduled_for, not_joined(due, sharded_run)
+            )
     if run is None:
         logger.info(
             "campaign %r: slot %s already claimed",
@@ -228,8 +239,32 @@ def fire(context: Context, due: Due) -> Outcome:
         )
         return Outcome(due.campaign.name, "already_claimed", due.scheduled_for)
     campaign = ledger.as_started(due.campaign, run)
+    if sharded:
+        return work_on_shards(context, campaign, run, started=started)
     ending = run_to_the_end(context, campaign, run)
     return close_run(context, campaign, run, ending, started=started)
+
+
+def not_joined(due: Due, run: ledger.Run) -> errors.UsageError:
+    """Why a back-fill of a sharded run's slot has nothing to do."""
+    slot = due.scheduled_for.isoformat()
+    if run.status in ledger.DONE_STATUSES:
+        return errors.UsageError(
+            f"campaign {due.campaign.name!r}: slot {slot} already ran (run {run.id},"
+            f" {run.status}); it is never sent twice"
+        )
+    return errors.UsageError(
+        f"campaign {due.campaign.name!r}: slot {slot} is being run right now (run"
+        f" {run.id}): its other shards are all in live processes"
+    )
+
+
+def find_sharded(context: Context, due: Due) -> ledger.Run | None:
+    with db.translated("reading a run"):
+        run = ledger.find_run(context.control, due.campaign.id, due.scheduled_for)
+        if run is None or not shards.is_sharded(context.control, run.id):
+            return None
+    return run
 
 
 def resume(
@@ -243,9 +278,16 @@ def resume(
         context.check_stop("before resuming its run")
         check_campaign(context, campaign)
         with db.translated("taking over a run"):
-            run = ledger.take_over_abandoned(context.control, stranded.run.id)
+            sharded = shards.is_sharded(context.control, stranded.run.id)
+            run = (
+                None
+                if sharded
+                else ledger.take_over_abandoned(context.control, stranded.run.id)
+            )
     except errors.CampaignerError as exc:
         return not_started(campaign.name, stranded.run.scheduled_for, exc)
+    if sharded:
+        return join(context, campaign, stranded.run, started=started)
     if run is None:
         logger.info(
             "campaign %r: run %d is alive in another process",
@@ -277,6 +319,172 @@ def resume(
     )
     ending = run_to_the_end(context, campaign, run)
     return close_run(context, campaign, run, ending, started=started)
+
+
+def join(
+    context: Context, campaign: Campaign, run: ledger.Run, *, started: float
+) -> Outcome | None:
+    """Work on a sharded run's open shards, alongside whoever else does; None when
+    none is left to claim (its other processes are finishing it)."""
+    with db.translated("joining a sharded run"):
+        joined = shards.join(context.control, run.id)
+    if joined is None:
+        return None
+    run = joined.run
+    # Processes that died are news for the operator; a retry is routine.
+    died = joined.took_over and joined.previous_status == "running"
+    if not joined.took_over:
+        how = "joining"
+    elif died:
+        how = "resuming (its processes died)"
+    else:
+        how = f"resuming ({joined.previous_status})"
+    logger.log(
+        logging.WARNING if died else logging.INFO,
+        "campaign %r: %s sharded run %d (slot %s), attempt %d",
+        campaign.name,
+        how,
+        run.id,
+        run.scheduled_for.isoformat(),
+        run.attempts,
+        extra={
+            "event": "run_resumed" if joined.took_over else "run_joined",
+            "campaign_id": campaign.id,
+            "run_id": run.id,
+            "attempt": run.attempts,
+        },
+    )
+    return work_on_shards(context, campaign, run, started=started)
+
+
+def work_on_shards(
+    context: Context, campaign: Campaign, run: ledger.Run, *, started: float
+) -> Outcome:
+    """Claim and send the run's shards one after another until none is left or
+    one does not end well, then leave the run (the last to leave ends it)."""
+    log_run_started(campaign, run)
+    ending, sent = Ending("succeeded"), 0
+    while ending.status in ledger.DONE_STATUSES:
+        try:
+            context.check_stop("before its next shard")
+            with db.translated("claiming a shard"):
+                claimed = shards.claim_next(context.control, run.id)
+        except errors.CampaignerError as exc:
+            interrupted = isinstance(exc, errors.Interrupted)
+            status = "interrupted" if interrupted else "failed"
+            ending = Ending(status, exc.message, True, exc.exit_code)
+            break
+        if claimed is None:
+            break
+        log_shard_claimed(campaign, claimed)
+        ending = run_to_the_end(context, campaign, run, claimed.shard)
+        ending = finish_shard(context, claimed.shard, ending)
+        sent += 1
+    return leave_run(context, campaign, run, ending, shards_sent=sent, started=started)
+
+
+def log_shard_claimed(campaign: Campaign, claimed: shards.Claimed) -> None:
+    shard = claimed.shard
+    died = claimed.previous_status == "running"
+    logger.log(
+        logging.WARNING if died else logging.DEBUG,
+        "campaign %r: run %d shard %d %s after user id %s, attempt %d",
+        campaign.name,
+        shard.run_id,
+        shard.shard_no,
+        "taken over (its worker died)" if died else "claimed",
+        shard.after,
+        shard.attempts,
+        extra={
+            "event": "shard_claimed",
+            "campaign_id": campaign.id,
+            "run_id": shard.run_id,
+            "shard_no": shard.shard_no,
+            "checkpoint": shard.checkpoint,
+            "attempt": shard.attempts,
+        },
+    )
+
+
+def finish_shard(context: Context, shard: shards.Shard, ending: Ending) -> Ending:
+    try:
+        with db.translated("recording a shard's outcome"):
+            shards.finish(
+                context.control,
+                shard,
+                status=ending.status,
+                error=ending.error,
+                retryable=ending.retryable,
+            )
+    except errors.DatabaseError as exc:
+        error = f"{ending.error or ending.status}; and {exc.message}"
+        return Ending("failed", error, True, errors.EXIT_DATABASE)
+    return ending
+
+
+# Exit codes of a sharded run's ending recorded by a process whose own shards
+# went well: it reports the run, as the process ending a whole run would.
+FINAL_EXIT_CODES = {
+    "completed_with_errors": errors.EXIT_CAMPAIGN,
+    "expired": errors.EXIT_CAMPAIGN,
+    "failed": errors.EXIT_CAMPAIGN,
+}
+
+
+def leave_run(
+    context: Context,
+    campaign: Campaign,
+    run: ledger.Run,
+    ending: Ending,
+    *,
+    shards_sent: int,
+    started: float,
+) -> Outcome:
+    """Leave the sharded run; report how it ended when this process was the last
+    on it, else how this process's part went (the run goes on elsewhere)."""
+    error, exit_code = ending.error, ending.exit_code
+    final, now = None, run
+    try:
+        with db.translated("leaving a sharded run"):
+            final = shards.leave(context.control, run.id, campaign_name=campaign.name)
+            now = (
+                final.run
+                if final is not None
+                else ledger.find_run_by_id(context.control, run.id) or run
+            )
+    except errors.DatabaseError as exc:
+        error = f"{error or ending.status}; and {exc.message}"
+        exit_code = errors.EXIT_DATABASE
+    if final is not None:
+        status = final.run.status
+        error = error or final.ending.error
+        if exit_code == errors.EXIT_OK:
+            exit_code = FINAL_EXIT_CODES.get(status, errors.EXIT_OK)
+    else:
+        status = "running" if ending.status in ledger.DONE_STATUSES else ending.status
+    logger.info(
+        "campaign %r: this process sent %d shard(s) of run %d%s",
+        campaign.name,
+        shards_sent,
+        run.id,
+        "" if final is not None else "; other processes finish it",
+        extra={"event": "run_left", "run_id": run.id, "shards": shards_sent},
+    )
+    outcome = Outcome(
+        campaign.name,
+        status,
+        now.scheduled_for,
+        run_id=now.id,
+        manual=now.manual,
+        matched=now.matched,
+        produced=now.produced,
+        failed=now.failed,
+        duration_s=round(time.monotonic() - started, 3),
+        error=error,
+        exit_code=exit_code,
+    )
+    log_outcome(campaign.id, campaign.name, outcome)
+    return outcome
 
 
 def expire(context: Context, stranded: ledger.UnfinishedRun) -> Outcome | None:
@@ -322,23 +530,50 @@ def check_campaign(context: Context, campaign: Campaign) -> None:
     context.sink.check_topic(campaign.name, campaign.topic)
 
 
-def claim(context: Context, due: Due) -> ledger.Run | None:
-    """Check the campaign, then claim its slot. A back-fill's campaign is already
-    the one its earlier run started with."""
+def claim(context: Context, due: Due) -> tuple[ledger.Run | None, bool]:
+    """Check the campaign, then claim its slot, split into shards when it is large:
+    the run, or None, and whether it is sharded. A back-fill's campaign is already
+    the one its earlier run started with; a sharded run is joined, not claimed."""
     context.check_stop("before claiming its slot")
     check_campaign(context, due.campaign)
     with db.translated("claiming a run"):
+        if find_sharded(context, due) is not None:
+            return None, True
+        ranges = None
+        # TODO: a slot recorded as missed and back-filled later already has a run
+        # row, so it is sent whole however large; split it when it is taken over
+        # once back-fills of large missed slots are asked for.
+        if ledger.find_run(context.control, due.campaign.id, due.scheduled_for) is None:
+            ranges = plan_shards(context, due.campaign)
+        sharding = None if ranges is None else shards.recording(ranges)
+        slot = due.scheduled_for
+        run: ledger.Run | None
         if due.backfill:
-            return ledger.claim_backfill(
-                context.control, due.campaign, scheduled_for=due.scheduled_for
+            run = ledger.claim_backfill(
+                context.control, due.campaign, scheduled_for=slot, sharding=sharding
             )
-        if due.manual:
-            return ledger.claim_manual(
-                context.control, due.campaign, scheduled_for=due.scheduled_for
+        elif due.manual:
+            run = ledger.claim_manual(
+                context.control, due.campaign, scheduled_for=slot, sharding=sharding
             )
-        return ledger.claim(
-            context.control, due.campaign, scheduled_for=due.scheduled_for, manual=False
-        )
+        else:
+            run = ledger.claim(
+                context.control,
+                due.campaign,
+                scheduled_for=slot,
+                manual=False,
+                sharding=sharding,
+            )
+    return run, sharding is not None
+
+
+def plan_shards(context: Context, campaign: Campaign) -> list[shards.Bounds] | None:
+    """The shards of a new run, or None to send it whole. A cohort PostgreSQL
+    rejects is left to the run, which records why it failed."""
+    try:
+        return shards.plan(context.reader, context.settings, campaign)
+    except errors.InvalidCohort:
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,7 +584,7 @@ class Ending:
     exit_code: int = errors.EXIT_OK
 
 
-def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> Ending:
+def log_run_started(campaign: Campaign, run: ledger.Run) -> None:
     logger.debug(
         "campaign %r: run %d started for slot %s (attempt %d)",
         campaign.name,
@@ -364,8 +599,19 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
             "slot": run.scheduled_for.isoformat(),
         },
     )
+
+
+def run_to_the_end(
+    context: Context,
+    campaign: Campaign,
+    run: ledger.Run,
+    shard: shards.Shard | None = None,
+) -> Ending:
+    """Send the run's cohort (or one shard of it) and say how that ended."""
+    if shard is None:
+        log_run_started(campaign, run)
     try:
-        refused = streaming.stream(context, campaign, run)
+        refused = streaming.stream(context, campaign, run, shard)
     except errors.DeadlinePassed as exc:
         return Ending("expired", exc.message, exit_code=exc.exit_code)
     except streaming.CampaignPaused as exc:
@@ -380,22 +626,41 @@ def run_to_the_end(context: Context, campaign: Campaign, run: ledger.Run) -> End
         # alive and can be resumed at its checkpoint, then let the CLI report it.
         interrupted = isinstance(exc, KeyboardInterrupt)
         with contextlib.suppress(psycopg.Error):
-            ledger.finish(
-                context.control,
-                run.id,
+            record_crash(
+                context,
+                campaign,
+                run,
+                shard,
                 status="interrupted" if interrupted else "failed",
                 error="interrupted at once by a second signal"
                 if interrupted
                 else f"unexpected {type(exc).__name__}: {exc}",
-                retryable=True,
             )
         raise
-    # Earlier attempts of a resumed run count too.
-    refused += run.failed
+    # Earlier attempts of a resumed run (or shard) count too.
+    refused += run.failed if shard is None else shard.failed
     if refused:
         message = f"campaign {campaign.name!r}: {refused} recipient(s) refused for good"
         return Ending("completed_with_errors", message, exit_code=errors.EXIT_CAMPAIGN)
     return Ending("succeeded")
+
+
+def record_crash(
+    context: Context,
+    campaign: Campaign,
+    run: ledger.Run,
+    shard: shards.Shard | None,
+    *,
+    status: str,
+    error: str,
+) -> None:
+    if shard is None:
+        ledger.finish(
+            context.control, run.id, status=status, error=error, retryable=True
+        )
+        return
+    shards.finish(context.control, shard, status=status, error=error, retryable=True)
+    shards.leave(context.control, run.id, campaign_name=campaign.name)
 
 
 def close_run(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from campaigner import cohort_stream, db, errors, ledger, planning
+from campaigner import cohort_stream, db, errors, ledger, planning, shards
 from campaigner.campaigns import Campaign
 from campaigner.context import Context
 from campaigner.envelope import EnvelopeTemplate
@@ -26,8 +26,6 @@ from campaigner.kafka_sink import Flight
 
 logger = logging.getLogger(__name__)
 
-# Reading starts below every possible key of a bigint column.
-FIRST_KEY = -(2**63)
 # With a rate limit, a batch is produced in slices of this many seconds' worth of
 # messages, so a stop signal or a delivery report never waits a whole batch.
 PACING_SLICE_S = 0.1
@@ -74,20 +72,40 @@ class RateLimit:
             delay = -PACING_SLICE_S
         return delay
 
+    def change(self, per_second: int) -> None:
+        """Go on at another rate (a sharded run's share changed), without a burst."""
+        if self.per_second is not None and per_second != self.per_second:
+            self.started += self.sent / self.per_second
+            self.sent = 0
+            self.per_second = per_second
 
-def stream(context: Context, campaign: Campaign, run: ledger.Run) -> int:
-    """Produce one message per cohort row, each batch confirmed before the checkpoint
-    moves past it. Returns how many recipients were refused for good."""
-    return Delivery(context, campaign, run).run()
+
+def stream(
+    context: Context,
+    campaign: Campaign,
+    run: ledger.Run,
+    shard: shards.Shard | None = None,
+) -> int:
+    """Produce one message per cohort row (of the shard's range, given one), each
+    batch confirmed before the checkpoint moves past it. Returns how many
+    recipients were refused for good."""
+    return Delivery(context, campaign, run, shard).run()
 
 
 class Delivery:
     """The flights of one run."""
 
-    def __init__(self, context: Context, campaign: Campaign, run: ledger.Run) -> None:
+    def __init__(
+        self,
+        context: Context,
+        campaign: Campaign,
+        run: ledger.Run,
+        shard: shards.Shard | None = None,
+    ) -> None:
         self.context = context
         self.campaign = campaign
         self.run_row = run
+        self.shard = shard
         self.template = envelope_template(campaign, run)
         self.window: collections.deque[Pending] = collections.deque()
         self.limit = RateLimit(campaign.rate_limit)
@@ -97,6 +115,10 @@ class Delivery:
         self.stops_when_paused = campaign.status == "active"
 
     def run(self) -> int:
+        # None: from the first key on (even the smallest a bigint can hold).
+        after = self.run_row.checkpoint
+        if self.shard is not None:
+            after = self.shard.after
         batches = cohort_stream.read_batches(
             self.context.reader,
             self.context.settings,
@@ -105,10 +127,9 @@ class Delivery:
             encoder=cohort_stream.FieldEncoder(
                 self.campaign.message_fields, self.context.customer_columns()
             ),
-            after=FIRST_KEY
-            if self.run_row.checkpoint is None
-            else self.run_row.checkpoint,
+            after=after,
             batch_size=self.campaign.batch_size,
+            until=None if self.shard is None else self.shard.upper_key,
         )
         # Closed however the run ends, so that the thread reading ahead has let go
         # of the reader connection before anything else uses it.
@@ -148,6 +169,12 @@ class Delivery:
             )
         with db.translated("reading the campaign's status"):
             status = ledger.heartbeat(self.context.control, self.run_row.id)
+            if self.shard is not None and self.campaign.rate_limit is not None:
+                self.limit.change(
+                    shards.rate_share(
+                        self.context.control, self.run_row.id, self.campaign.rate_limit
+                    )
+                )
         if self.stops_when_paused and status != "active":
             self.stop(
                 CampaignPaused(
@@ -208,7 +235,17 @@ class Delivery:
 
     def record(self, pending: Pending) -> None:
         flight = pending.flight
-        if pending.last_key is not None:
+        if pending.last_key is not None and self.shard is not None:
+            with db.translated("saving the checkpoint"):
+                shards.record_progress(
+                    self.context.control,
+                    self.shard,
+                    checkpoint=pending.last_key,
+                    matched=pending.rows,
+                    produced=flight.confirmed,
+                    refused=flight.refused,
+                )
+        elif pending.last_key is not None:
             with db.translated("saving the checkpoint"):
                 ledger.record_progress(
                     self.context.control,
@@ -255,6 +292,8 @@ class Delivery:
         for pending in reversed(self.window):
             if pending.last_key is not None:
                 return pending.last_key
+        if self.shard is not None:
+            return self.shard.checkpoint
         return self.run_row.checkpoint
 
 

@@ -62,6 +62,13 @@ def duration(run: RunRecord) -> str:
     return "-" if run.duration_s is None else f"{run.duration_s:.1f}s"
 
 
+def shards(run: RunRecord) -> str:
+    """A sharded run's progress, e.g. "3/8 done"."""
+    if not run.shards_total:
+        return "-"
+    return f"{run.shards_done}/{run.shards_total} done"
+
+
 def print_runs(runs: Sequence[RunRecord], *, title: str | None = None) -> None:
     out = console()
     if not runs:
@@ -78,6 +85,7 @@ def print_runs(runs: Sequence[RunRecord], *, title: str | None = None) -> None:
         "failed",
         "checkpoint",
         "attempts",
+        "shards",
         "duration",
         "error",
         title=title,
@@ -94,6 +102,7 @@ def print_runs(runs: Sequence[RunRecord], *, title: str | None = None) -> None:
             f"{run.failed:,}",
             "-" if run.checkpoint is None else str(run.checkpoint),
             attempts(run),
+            shards(run),
             duration(run),
             run.error or "",
         )

@@ -54,7 +54,7 @@ def read_all(
             campaign_name="stream",
             cohort=cohort_text,
             encoder=encoder,
-            after=0,
+            after=None,
             batch_size=batch_size,
         )
     )
@@ -131,3 +131,24 @@ def test_read_batches__chunks_cover_the_cohort_once_in_key_order(
     assert [int(user_id) for batch in batches for user_id, _ in batch] == expected
     assert {len(batch) for batch in batches[:-1]} == {7}
     assert all(fields == "{}" for batch in batches for _, fields in batch)
+
+
+def test_read_batches__from_the_smallest_to_the_largest_bigint(
+    db: psycopg.Connection[Any], reader: psycopg.Connection[Any], settings: Settings
+) -> None:
+    extremes = [-(2**63), -5, 0, 2**63 - 1]
+    for user_id in extremes:
+        db.execute("INSERT INTO user_data (id) VALUES (%s)", [user_id])
+    encoder = cohort_stream.FieldEncoder([], cohort.customer_columns(reader, settings))
+
+    batches = cohort_stream.read_batches(
+        reader,
+        settings,
+        campaign_name="stream",
+        cohort="true",
+        encoder=encoder,
+        after=None,
+        batch_size=3,
+    )
+
+    assert [int(user_id) for batch in batches for user_id, _ in batch] == extremes

@@ -95,7 +95,7 @@ def test_execute__customer_table_locked_past_the_lock_timeout_exits_4_then_resum
             "execute", "--at", TICK_TEXT, database_url=database_url,
             kafka_bootstrap=bootstrap, env=short, timeout=CLI_TIMEOUT_S,
         )  # fmt: skip
-        [left] = run_rows(db)
+        left = run_rows(db)
         holder.rollback()
     released = run_cli(
         "execute", "--at", TICK_TEXT, database_url=database_url,
@@ -105,16 +105,11 @@ def test_execute__customer_table_locked_past_the_lock_timeout_exits_4_then_resum
     messages = read_back(bootstrap, topic, expected=USERS)
     counts = collections.Counter(int(key) for key, _, _ in messages)
     [finished] = run_rows(db)
+    # The lock is met when the cohort's size is estimated, before the claim:
+    # nothing is claimed, and the slot fires at the next execute.
     assert locked[0] == errors.EXIT_DATABASE, locked[2]
-    assert (left["status"], left["retryable"], left["checkpoint"], left["error"]) == (
-        "failed",
-        True,
-        None,
-        "campaign 'locked-out': the customer table stayed locked longer than the"
-        " lock timeout (canceling statement due to lock timeout); the run can be"
-        " resumed",
-    )
-    assert f"ERROR {left['error']} (failed run 1," in locked[2]
+    assert left == []
+    assert "the customer table stayed locked longer than the lock timeout" in locked[2]
     assert released[0] == 0, released[2]
     assert sorted(counts.elements()) == list(range(1, USERS + 1))
     assert {
@@ -125,7 +120,7 @@ def test_execute__customer_table_locked_past_the_lock_timeout_exits_4_then_resum
         "matched": USERS,
         "produced": USERS,
         "checkpoint": USERS,
-        "attempts": 2,
+        "attempts": 1,
     }
 
 

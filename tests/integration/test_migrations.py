@@ -65,6 +65,7 @@ def test_db_upgrade__creates_the_tables(empty_database_url: str) -> None:
         ]
     assert tables == [
         "campaign_run_failures",
+        "campaign_run_shards",
         "campaign_runs",
         "campaigner_migrations",
         "campaigns",

@@ -117,6 +117,7 @@ def test_runs__table_shows_kind_attempts_and_error(database_url: str) -> None:
         "1",
         "42",
         "3 (resumed)",
+        "-",
         "2.5s",
         "broker down",
     ]
@@ -216,11 +217,18 @@ def test_check__schema_not_upgraded_exits_4(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
     }
 
+    shipped = migrations.available_migrations()
+
     result = campaigner(env, "check")
 
+    names = ", ".join(f"{m.version:03d}_{m.name}" for m in shipped)
     assert result.exit_code == 4
     assert result.stdout.splitlines()[1].startswith(
-        "FAIL schema: 2 migration(s) pending: 001_campaigns_and_runs, 002_rate_limit"
+        f"FAIL schema: {len(shipped)} migration(s) pending: 001_campaigns_and_runs,"
+        " 002_rate_limit, "
+    )
+    assert result.stdout.splitlines()[1].endswith(
+        f"pending: {names} (run `campaigner db upgrade`)"
     )
 
 
