@@ -119,15 +119,28 @@ def check_fields(name: str, fields: Sequence[str | None]) -> None:
 INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 
 
+# Whether the key column is NOT NULL and alone in a unique, non-partial index.
+KEY_IS_UNIQUE = """
+SELECT a.attnotnull AND EXISTS (
+    SELECT 1 FROM pg_index i
+    WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indpred IS NULL
+      AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum)
+FROM pg_attribute a
+WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped
+"""
+
+
 def customer_columns(conn: psycopg.Connection, settings: Settings) -> dict[str, str]:
     """The customer table's columns and their types, or ConfigurationError when the
-    table is missing or its key is not an integer column."""
+    table is missing or its key is not a unique, NOT NULL integer column."""
+    table = sql.Identifier(settings.customer_table).as_string(conn)
     with conn.transaction():
         rows = conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
             " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            [sql.Identifier(settings.customer_table).as_string(conn)],
+            [table],
         ).fetchall()
+        keyed = conn.execute(KEY_IS_UNIQUE, [table, settings.customer_key]).fetchone()
     columns = {name: kind for name, kind in rows}
     if not columns:
         raise errors.ConfigurationError(
@@ -140,6 +153,15 @@ def customer_columns(conn: psycopg.Connection, settings: Settings) -> dict[str, 
         raise errors.ConfigurationError(
             f"customer key {settings.customer_key!r} of {settings.customer_table!r}"
             f" must be an integer column, not {key_type or 'missing'}"
+            " (set CAMPAIGNER_CUSTOMER_KEY)"
+        )
+    if keyed is None or not keyed[0]:
+        # Reading in key order past a checkpoint skips every row that shares a
+        # key with the last one read, and never reads a NULL key.
+        raise errors.ConfigurationError(
+            f"customer key {settings.customer_key!r} of {settings.customer_table!r}"
+            " must be NOT NULL and unique (a primary key, or a unique index on that"
+            " column alone): otherwise recipients would be skipped"
             " (set CAMPAIGNER_CUSTOMER_KEY)"
         )
     return columns
@@ -275,7 +297,10 @@ def reading(
                 "SELECT pg_catalog.set_config('statement_timeout', %s, true),"
                 " pg_catalog.set_config('lock_timeout', %s, true),"
                 " pg_catalog.set_config('standard_conforming_strings', 'on', true),"
-                " pg_catalog.set_config('search_path', %s, true)",
+                " pg_catalog.set_config('search_path', %s, true),"
+                # JIT compilation of a long cohort can run for many minutes and
+                # cannot be interrupted, not even by the statement timeout.
+                " pg_catalog.set_config('jit', 'off', true)",
                 [
                     f"{int(settings.statement_timeout * 1000)}ms",
                     f"{int(settings.lock_timeout * 1000)}ms",

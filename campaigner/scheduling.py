@@ -193,7 +193,17 @@ class Schedule:
         yield from (second + first) if backwards else (first + second)
 
 
+# Names the tz database holds that are not a place's rules: `localtime` is each
+# host's own setting (hosts would disagree), the others are not meant for use.
+NOT_A_PLACE = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def parse_timezone(name: str) -> ZoneInfo:
+    if name in NOT_A_PLACE or name.startswith(("posix/", "right/")):
+        raise InvalidSchedule(
+            f"timezone {name!r} is not a place's rules (use an IANA name such as"
+            " 'Europe/Paris')"
+        )
     try:
         return ZoneInfo(name)
     # A directory ("Europe") or an overlong name fails as an OSError.

@@ -178,3 +178,40 @@ def test_execute__customer_table_locked_in_the_middle_of_a_run_then_resumed(
     assert [(r["status"], r["produced"], r["attempts"]) for r in run_rows(db)] == [
         ("succeeded", users, 2)
     ]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "CREATE TABLE crowd (grp bigint, email text)",
+        "CREATE TABLE crowd (grp bigint UNIQUE, email text)",
+        "CREATE TABLE crowd (grp bigint NOT NULL, email text);"
+        " CREATE UNIQUE INDEX ON crowd (grp) WHERE grp > 0",
+    ],
+    ids=["no-index", "nullable", "partial-index"],
+)
+def test_customer_columns__key_must_be_unique_and_not_null(
+    db: psycopg.Connection[Any], settings: Settings, table: str
+) -> None:
+    db.execute(table)
+    crowd = Settings(
+        database_url=settings.database_url, customer_table="crowd", customer_key="grp"
+    )
+
+    with pytest.raises(errors.ConfigurationError) as caught:
+        cohort.customer_columns(db, crowd)
+
+    assert caught.value.message == (
+        "customer key 'grp' of 'crowd' must be NOT NULL and unique (a primary key,"
+        " or a unique index on that column alone): otherwise recipients would be"
+        " skipped (set CAMPAIGNER_CUSTOMER_KEY)"
+    )
+
+
+def test_reading__jit_is_off_for_cohorts(database_url: str, settings: Settings) -> None:
+    with ExitStack() as stack:
+        context = Context(settings, stack)
+        with cohort.reading(context.reader, settings, campaign_name="c", cohort="true"):
+            row = context.reader.execute("SELECT current_setting('jit')").fetchone()
+
+    assert row == ("off",)

@@ -31,6 +31,9 @@ def utc(*args: int) -> datetime:
         ("@reboot", "UTC", "unknown schedule alias '@reboot'"),
         ("0 9 * * *", "Europe/Atlantis", "unknown timezone 'Europe/Atlantis'"),
         ("0 9 * * *", "", "unknown timezone ''"),
+        ("0 9 * * *", "localtime", "timezone 'localtime' is not a place's rules"),
+        ("0 9 * * *", "posixrules", "timezone 'posixrules' is not a place's rules"),
+        ("0 9 * * *", "Factory", "timezone 'Factory' is not a place's rules"),
         (
             "0 0 30 2 *",
             "UTC",
