@@ -30,6 +30,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,7 +52,11 @@ from campaigner.demo_servers import demo_database, demo_kafka
 from campaigner.envelope import EnvelopeTemplate, Message
 from campaigner.kafka_sink import producer_config
 
-DEFAULT_COHORT = "email_consent AND last_active_at > now() - interval '60 days'"
+# Not relative to now(): rows would drift out of the cohort between repetitions.
+DEFAULT_COHORT = (
+    "email_consent AND last_active_at > '2026-10-01'"
+    " AND country IN ('US', 'DE', 'FR', 'GB')"
+)
 MESSAGE_FIELDS = ("email", "first_name", "country", "language")
 INSERT_CHUNK = 1_000_000
 SMALL_COHORT_SIZE = 100_000
@@ -75,7 +80,7 @@ SELECT g,
        c.language,
        (ARRAY['North', 'South', 'East', 'West', 'Central'])[1 + g %% 5] || ' City',
        now() - random() * interval '730 days',
-       now() - interval '1 hour' - random() * interval '180 days',
+       timestamptz '2026-12-01' - random() * interval '90 days',
        random() < 0.6,
        random() < 0.3,
        random() < 0.25,
@@ -392,6 +397,33 @@ def naive_pipeline(servers: Servers, where: str, batch_size: int) -> Sample:
     return sample
 
 
+class PeakRss:
+    """The child's own peak RSS, read from /proc while it runs. rusage's ru_maxrss
+    is no use here: Linux keeps it across fork and exec, so a child started by
+    a big parent reports the parent's size."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/status")
+        self.kib = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self) -> None:
+        while not self.done.wait(0.02):
+            try:
+                status = self.path.read_text()
+            except OSError:
+                return
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):  # the process's high-water mark
+                    self.kib = max(self.kib, int(line.split()[1]))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def campaigner_execute(
     servers: Servers, where: str, batch_size: int, *, profile: Path | None = None
 ) -> Sample:
@@ -422,13 +454,15 @@ def campaigner_execute(
         with accounted(servers, sample):
             began = time.perf_counter()
             proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+            peak = PeakRss(proc.pid)
             _, status, usage = os.wait4(proc.pid, 0)
+            peak.stop()
             sample.wall_s = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise click.ClickException(f"campaigner execute exited {proc.returncode}")
         sample.client_cpu_s = usage.ru_utime + usage.ru_stime
-        sample.peak_rss_mb = usage.ru_maxrss / 1024
+        sample.peak_rss_mb = peak.kib / 1024
         with psycopg.connect(servers.database_url) as conn:
             row = conn.execute(
                 "SELECT r.status, r.produced FROM campaign_runs r"
