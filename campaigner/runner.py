@@ -105,7 +105,8 @@ def execute(
                 continue
             outcomes.append(outcome)
             if outcome.exit_code in STOPS_THE_INVOCATION:
-                outcomes.extend(skipped(work[index + 1 :], outcome))
+                rest = still_owed(context, work[index + 1 :])
+                outcomes.extend(skipped(rest, outcome))
                 break
         return outcomes
 
@@ -178,6 +179,25 @@ def invalid_outcome(problem: planning.Invalid) -> Outcome:
         error=problem.message,
         exit_code=problem.error.exit_code,
     )
+
+
+def still_owed(context: Context, work: list[Work]) -> list[Work]:
+    """The work that stopping now leaves undone: a due slot that already has a
+    run (claimed at an earlier tick, perhaps finished long ago) is not, so it is
+    not warned about. If the ledger cannot tell (PostgreSQL is what failed), all
+    of it is kept."""
+    try:
+        with db.translated("looking up the slots not started"):
+            return [item for item in work if not already_claimed(context, item)]
+    except (errors.CampaignerError, psycopg.Error):
+        return work
+
+
+def already_claimed(context: Context, item: Work) -> bool:
+    if not isinstance(item, Due):
+        return False
+    run = ledger.find_run(context.control, item.campaign.id, item.scheduled_for)
+    return run is not None
 
 
 def skipped(work: list[Work], cause: Outcome) -> Iterator[Outcome]:
