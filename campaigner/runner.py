@@ -49,9 +49,11 @@ class Outcome:
     scheduled_for: datetime | None = None
     run_id: int | None = None
     manual: bool = False
-    matched: int = 0
-    produced: int = 0
-    failed: int = 0
+    # None: unknown (PostgreSQL failed before the run's counts could be read
+    # back; its row keeps the last progress recorded).
+    matched: int | None = 0
+    produced: int | None = 0
+    failed: int | None = 0
     duration_s: float = 0.0
     error: str | None = None
     exit_code: int = errors.EXIT_OK
@@ -692,6 +694,7 @@ def close_run(
     started: float,
 ) -> Outcome:
     error, exit_code = ending.error, ending.exit_code
+    counts: tuple[int | None, ...] = (None, None, None)
     try:
         with db.translated("recording the run's outcome"):
             run = ledger.finish(
@@ -701,7 +704,9 @@ def close_run(
                 error=error,
                 retryable=ending.retryable,
             )
+        counts = (run.matched, run.produced, run.failed)
     except errors.DatabaseError as exc:
+        # `run` is still the row as claimed: its counts are not what was sent.
         error = f"{error or ending.status}; and {exc.message}"
         exit_code = errors.EXIT_DATABASE
     outcome = Outcome(
@@ -710,9 +715,9 @@ def close_run(
         run.scheduled_for,
         run_id=run.id,
         manual=run.manual,
-        matched=run.matched,
-        produced=run.produced,
-        failed=run.failed,
+        matched=counts[0],
+        produced=counts[1],
+        failed=counts[2],
         duration_s=round(time.monotonic() - started, 3),
         error=error,
         exit_code=exit_code,
@@ -722,9 +727,14 @@ def close_run(
 
 
 def log_outcome(campaign_id: int, name: str, outcome: Outcome) -> None:
+    counts = (
+        f"{outcome.matched} matched, {outcome.produced} produced,"
+        f" {outcome.failed} failed"
+        if outcome.matched is not None
+        else "counts unknown (see `campaigner runs`)"
+    )
     facts = (
-        f"run {outcome.run_id}, slot {format_slot(outcome)}: {outcome.matched} matched,"
-        f" {outcome.produced} produced, {outcome.failed} failed"
+        f"run {outcome.run_id}, slot {format_slot(outcome)}: {counts}"
         f" in {outcome.duration_s:.1f}s"
     )
     extra = {
