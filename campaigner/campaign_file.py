@@ -78,7 +78,7 @@ def entries_of(file: Path) -> list[Any]:
         hint = (
             " (in YAML, quote a schedule that starts with '*':"
             " schedule: '*/30 * * * *')"
-            if "alias" in str(exc)
+            if "alias" in str(exc) and not isinstance(exc, AliasRefused)
             else ""
         )
         raise errors.UsageError(f"{file} is not valid: {exc}{hint}") from None
@@ -101,6 +101,10 @@ def parse(text: str, kind: str) -> Any:
     return yaml.load(text, Loader=NoAliasLoader)
 
 
+class AliasRefused(yaml.MarkedYAMLError):
+    """The file uses a YAML anchor or alias."""
+
+
 class NoAliasLoader(yaml.SafeLoader):
     """safe_load without anchors and aliases: a campaign file has no use for
     them, and a few nested aliases expand into gigabytes (a "billion laughs")."""
@@ -108,7 +112,7 @@ class NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise yaml.MarkedYAMLError(
+            raise AliasRefused(
                 problem="anchors (&name) and aliases (*name) are not allowed"
                 " in campaign files; write each value out",
                 problem_mark=event.start_mark,

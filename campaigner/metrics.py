@@ -63,7 +63,7 @@ def check_writable(path: Path) -> None:
     """Refuse before anything runs, rather than after the runs."""
     if not str(path) or not path.name or path.is_dir():
         raise errors.ConfigurationError(
-            f"--metrics-file {str(path)!r} names no file; give a file's path"
+            f"--metrics-file {str(path)!r} is a folder or empty; give a file's path"
         )
     if not path.parent.is_dir():
         raise errors.ConfigurationError(
