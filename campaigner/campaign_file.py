@@ -25,6 +25,7 @@ from campaigner.definitions import (
     from_mapping,
     to_mapping,
 )
+from campaigner.errors import clip, shown
 
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
 FORMATS = ("yaml", "toml")
@@ -40,7 +41,7 @@ def read_definitions(path: Path) -> list[Definition]:
         for index, entry in enumerate(entries_of(file), start=1):
             where = f"{file}: campaign #{index}"
             if not isinstance(entry, dict):
-                problems.append(f"{where}: must be a table of keys, not {entry!r}")
+                problems.append(f"{where}: must be a table of keys, not {shown(entry)}")
                 continue
             try:
                 definitions.append(from_mapping(entry, where=str(file)))
@@ -77,7 +78,7 @@ def entries_of(file: Path) -> list[Any]:
         hint = (
             " (in YAML, quote a schedule that starts with '*':"
             " schedule: '*/30 * * * *')"
-            if "alias" in str(exc)
+            if "alias" in str(exc) and not isinstance(exc, AliasRefused)
             else ""
         )
         raise errors.UsageError(f"{file} is not valid: {exc}{hint}") from None
@@ -96,8 +97,27 @@ def entries_of(file: Path) -> list[Any]:
 def parse(text: str, kind: str) -> Any:
     if kind == "toml":
         return tomllib.loads(text)
-    # safe_load builds plain values only, never objects named in the file.
-    return yaml.safe_load(text)
+    # Plain values only, never objects named in the file, and no aliases.
+    return yaml.load(text, Loader=NoAliasLoader)
+
+
+class AliasRefused(yaml.MarkedYAMLError):
+    """The file uses a YAML anchor or alias."""
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a campaign file has no use for
+    them, and a few nested aliases expand into gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise AliasRefused(
+                problem="anchors (&name) and aliases (*name) are not allowed"
+                " in campaign files; write each value out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 def dump(definitions: Sequence[Definition], kind: str) -> str:
@@ -138,16 +158,39 @@ ReadableDumper.add_representer(str, represent_text)
 
 
 def format_of(path: Path | None, requested: str | None) -> str:
-    """--format if given, else the output file's suffix, else YAML."""
-    if requested:
-        return requested
-    if path is not None and path.suffix.lower() in SUFFIXES:
-        return SUFFIXES[path.suffix.lower()]
-    return "yaml"
+    """--format if given, else the output file's suffix, else YAML. An output
+    file must end in a suffix `apply` reads, matching --format if both are given."""
+    if path is None:
+        return requested or "yaml"
+    suffix_format = SUFFIXES.get(path.suffix.lower())
+    if suffix_format is None:
+        raise errors.UsageError(
+            f"-o {clip(str(path))}: write campaigns to a .yaml, .yml or .toml file"
+        )
+    if requested and requested != suffix_format:
+        raise errors.UsageError(
+            f"-o {clip(str(path))} is a {suffix_format} file but --format is"
+            f" {requested}: drop --format or change the suffix"
+        )
+    return suffix_format
+
+
+def check_output(path: Path) -> None:
+    """Refuse an output file in a missing folder before reading the table."""
+    if not path.parent.is_dir():
+        raise errors.UsageError(
+            f"-o {clip(str(path))}: folder {clip(str(path.parent))} does not exist"
+        )
 
 
 def write_atomically(path: Path, text: str) -> None:
     """Write next to the target, then rename: a reader never sees half a file."""
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise errors.UsageError(
+            f"cannot write -o {clip(str(path))}: {exc.strerror}"
+        ) from None

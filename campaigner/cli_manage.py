@@ -336,6 +336,13 @@ def apply_command(path: Path, prune: bool, yes: bool, **params: Any) -> int:
     from campaigner.campaign_file import read_definitions
 
     wanted = read_definitions(path)
+    if not wanted:
+        # An empty file is far more often a mistake (a failed template, a
+        # truncated checkout) than a wish to delete every campaign.
+        raise errors.UsageError(
+            f"{path} holds no campaign; nothing was applied"
+            " (to delete campaigns, use `campaigner campaigns delete`)"
+        )
     with session(params) as (settings, conn):
         admin.check_all(conn, settings, wanted)
         steps = admin.plan(admin.load_definitions(conn), wanted, prune=prune)
@@ -375,11 +382,19 @@ def export_command(file_format: str | None, output: Path | None, **params: Any) 
       campaigner export -o campaigns.toml && campaigner apply campaigns.toml
     """  # fmt: skip
     from campaigner import admin
-    from campaigner.campaign_file import dump, format_of, write_atomically
+    from campaigner.campaign_file import (
+        check_output,
+        dump,
+        format_of,
+        write_atomically,
+    )
 
+    kind = format_of(output, file_format)
+    if output is not None:
+        check_output(output)
     with session(params) as (_, conn):
         definitions = admin.load_definitions(conn)
-    text = dump(definitions, format_of(output, file_format))
+    text = dump(definitions, kind)
     if output is None:
         sys.stdout.write(text)
     else:

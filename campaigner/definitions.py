@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from campaigner import cohort, errors
+from campaigner.errors import clip, shown
 from campaigner.scheduling import Schedule
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -60,10 +61,16 @@ FIELDS = tuple(field.name for field in dataclasses.fields(Definition))
 REQUIRED = ("name", "schedule", "cohort", "channel", "topic")
 
 
+PROBLEM_LIMIT = 400
+
+
 class InvalidDefinition(errors.UsageError):
     """A campaign definition was refused; nothing was written."""
 
     def __init__(self, problems: list[str]) -> None:
+        # Each problem already clips the values it shows; this bounds the rest
+        # (a message quoting a long schedule or cohort, say).
+        problems = [clip(problem, PROBLEM_LIMIT) for problem in problems]
         self.problems = problems
         if len(problems) == 1:
             super().__init__(f"{problems[0]} (nothing was written)")
@@ -84,7 +91,7 @@ def parse_duration(value: Any) -> timedelta:
     match = DURATION.match(str(value).strip()) if isinstance(value, str) else None
     if match is None or not any(match.groupdict().values()):
         raise ValueError(
-            f"{value!r} is not a duration such as '90s', '15m', '4h', '1h30m' or '2d'"
+            f"{shown(value)} is not a duration such as '90s', '15m', '4h', '1h30m' or '2d'"
         )
     parts = {unit: int(amount or 0) for unit, amount in match.groupdict().items()}
     return timedelta(
@@ -115,10 +122,10 @@ def parse_instant(value: Any) -> datetime:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
             raise ValueError(
-                f"{value!r} is not an ISO time such as 2026-12-01T00:00Z"
+                f"{shown(value)} is not an ISO time such as 2026-12-01T00:00Z"
             ) from None
     else:
-        raise ValueError(f"{value!r} is not an ISO time such as 2026-12-01T00:00Z")
+        raise ValueError(f"{shown(value)} is not an ISO time such as 2026-12-01T00:00Z")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
@@ -129,12 +136,13 @@ def from_mapping(raw: Mapping[str, Any], *, where: str) -> Definition:
     """A Definition from a file entry; every problem is listed, none is guessed."""
     problems: list[str] = []
     name = raw.get("name")
-    label = f"campaign {name!r}" if isinstance(name, str) else "a campaign"
+    label = f"campaign {shown(name)}" if isinstance(name, str) else "a campaign"
     label = f"{where}: {label}" if where else label
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
         problems.append(
-            f"{label}: unknown key(s) {', '.join(unknown)} (known: {', '.join(FIELDS)})"
+            f"{label}: unknown key(s) {', '.join(clip(str(key)) for key in unknown)}"
+            f" (known: {', '.join(FIELDS)})"
         )
     missing = [key for key in REQUIRED if raw.get(key) in (None, "")]
     if missing:
@@ -159,7 +167,7 @@ def convert(key: str, value: Any) -> Any:
         return parse_instant(value)
     if key in ("batch_size", "rate_limit"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number, got {value!r}")
+            raise ValueError(f"must be a whole number, got {shown(value)}")
         return value
     if key == "message_fields":
         if isinstance(value, str):
@@ -167,18 +175,18 @@ def convert(key: str, value: Any) -> Any:
         if not isinstance(value, list | tuple) or not all(
             isinstance(item, str) for item in value
         ):
-            raise ValueError(f"must be a list of column names, got {value!r}")
+            raise ValueError(f"must be a list of column names, got {shown(value)}")
         return tuple(value)
     if key == "template":
         json.dumps(value, default=reject_unserialisable)
         return value
     if not isinstance(value, str):
-        raise ValueError(f"must be text, got {value!r}")
+        raise ValueError(f"must be text, got {shown(value)}")
     return value
 
 
 def reject_unserialisable(value: Any) -> Any:
-    raise ValueError(f"template holds {value!r}, which is not a JSON value")
+    raise ValueError(f"template holds {shown(value)}, which is not a JSON value")
 
 
 def to_mapping(definition: Definition, *, complete: bool = False) -> dict[str, Any]:
@@ -212,7 +220,7 @@ def to_mapping(definition: Definition, *, complete: bool = False) -> dict[str, A
 def problems_of(definition: Definition) -> list[str]:
     """Everything wrong with a definition that can be told without a database."""
     found: list[str] = []
-    label = f"campaign {definition.name!r}"
+    label = f"campaign {shown(definition.name)}"
     if not NAME.match(definition.name):
         found.append(
             f"{label}: name must be 1 to 128 letters, digits, '.', '_' or '-',"
@@ -234,12 +242,16 @@ def problems_of(definition: Definition) -> list[str]:
 def field_problems(d: Definition) -> list[str]:
     found = []
     if d.channel not in CHANNELS:
-        found.append(f"channel must be one of {', '.join(CHANNELS)}, not {d.channel!r}")
+        found.append(
+            f"channel must be one of {', '.join(CHANNELS)}, not {shown(d.channel)}"
+        )
     if d.status not in STATUSES:
-        found.append(f"status must be one of {', '.join(STATUSES)}, not {d.status!r}")
+        found.append(
+            f"status must be one of {', '.join(STATUSES)}, not {shown(d.status)}"
+        )
     if not TOPIC.match(d.topic) or d.topic in (".", ".."):
         found.append(
-            f"topic {d.topic!r} is not a Kafka topic name (1 to 249 letters, digits,"
+            f"topic {shown(d.topic)} is not a Kafka topic name (1 to 249 letters, digits,"
             " '.', '_' or '-', and not '.' or '..')"
         )
     low, high = BATCH_SIZE_RANGE

@@ -115,6 +115,21 @@ class Interrupted(CampaignerError):
     exit_code = EXIT_INTERRUPTED
 
 
+# A value echoed in a message is cut to this many characters: a file's value
+# can be megabytes long, and the message only needs to point at it.
+SHOWN_LIMIT = 80
+
+
+def clip(text: str, limit: int = SHOWN_LIMIT) -> str:
+    """`text`, cut to `limit` characters with an ellipsis if longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: object) -> str:
+    """A user's value as a message shows it: its repr, clipped."""
+    return clip(repr(value))
+
+
 def worst_exit_code(codes: list[int]) -> int:
     """The exit code that wins when several runs ended differently."""
     present = set(codes)

@@ -26,6 +26,11 @@ def passed(name: str, detail: str) -> Check:
     return Check(name, True, detail)
 
 
+def skipped(name: str, detail: str) -> Check:
+    """Not checked because a check it depends on failed: never reported as ok."""
+    return Check(name, False, detail)
+
+
 def failed(name: str, exc: errors.CampaignerError) -> Check:
     return Check(name, False, exc.message, exc.exit_code)
 
@@ -39,11 +44,20 @@ def run_checks(settings: Settings) -> list[Check]:
         conn = db.connect(settings, purpose="check")
     except errors.CampaignerError as exc:
         checks.append(failed("database", exc))
+        checks.extend(
+            skipped(name, "not checked: no database")
+            for name in ("schema", "customer table", "campaigns")
+        )
     else:
         with conn:
             checks.append(passed("database", describe_server(conn, settings)))
             checks.extend(database_checks(conn, settings, topics))
-    checks.extend(kafka_checks(settings, topics))
+    # Which topics to look for is only known once the campaigns were read.
+    known = any(
+        c.name == "campaigns" and (c.ok or c.exit_code == errors.EXIT_CAMPAIGN)
+        for c in checks
+    )
+    checks.extend(kafka_checks(settings, topics if known else None))
     return checks
 
 
@@ -61,6 +75,8 @@ def database_checks(
     yield attempt("customer table", lambda: customer_table(conn, settings))
     if schema.ok:
         yield attempt("campaigns", lambda: active_campaigns(conn, settings, topics))
+    else:
+        yield skipped("campaigns", "not checked: the schema is not up to date")
 
 
 def attempt(name: str, check: Callable[[], str]) -> Check:
@@ -107,7 +123,8 @@ def active_campaigns(
     return f"{len(active)} active, all valid"
 
 
-def kafka_checks(settings: Settings, topics: set[str]) -> list[Check]:
+def kafka_checks(settings: Settings, topics: set[str] | None) -> list[Check]:
+    """The broker, and the active campaigns' topics (None: they could not be read)."""
     try:
         sink = KafkaSink(settings)
         try:
@@ -118,6 +135,8 @@ def kafka_checks(settings: Settings, topics: set[str]) -> list[Check]:
         return [failed("kafka", exc), Check("topics", False, "not checked")]
     assert sink.topics is not None
     reached = passed("kafka", f"broker reachable at {settings.kafka_bootstrap_servers}")
+    if topics is None:
+        return [reached, skipped("topics", "not checked: campaigns not read")]
     missing = sorted(topics - sink.topics)
     if missing:
         problem = errors.MissingTopic(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -60,10 +61,24 @@ class Execution:
 
 def check_writable(path: Path) -> None:
     """Refuse before anything runs, rather than after the runs."""
+    if not str(path) or not path.name or path.is_dir():
+        raise errors.ConfigurationError(
+            f"--metrics-file {str(path)!r} is a folder or empty; give a file's path"
+        )
     if not path.parent.is_dir():
         raise errors.ConfigurationError(
             f"--metrics-file {path}: folder {path.parent} does not exist"
         )
+    # Create and remove a file where the metrics will be written: permissions
+    # alone do not tell (root passes them, /proc refuses files anyway).
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".campaigner-"):
+            pass
+    except OSError as exc:
+        raise errors.ConfigurationError(
+            f"--metrics-file {path}: cannot write in folder {path.parent}"
+            f" ({exc.strerror})"
+        ) from None
 
 
 @contextlib.contextmanager

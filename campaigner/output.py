@@ -52,9 +52,10 @@ def print_execute(outcomes: Sequence[Outcome]) -> None:
             outcome.campaign,
             when(outcome.scheduled_for),
             outcome.status,
-            str(outcome.matched),
-            str(outcome.produced),
-            str(outcome.failed),
+            *(
+                "?" if count is None else str(count)
+                for count in (outcome.matched, outcome.produced, outcome.failed)
+            ),
             f"{outcome.duration_s:.1f}",
         )
     console().print(table)

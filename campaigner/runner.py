@@ -49,9 +49,11 @@ class Outcome:
     scheduled_for: datetime | None = None
     run_id: int | None = None
     manual: bool = False
-    matched: int = 0
-    produced: int = 0
-    failed: int = 0
+    # None: unknown (PostgreSQL failed before the run's counts could be read
+    # back; its row keeps the last progress recorded).
+    matched: int | None = 0
+    produced: int | None = 0
+    failed: int | None = 0
     duration_s: float = 0.0
     error: str | None = None
     exit_code: int = errors.EXIT_OK
@@ -105,7 +107,8 @@ def execute(
                 continue
             outcomes.append(outcome)
             if outcome.exit_code in STOPS_THE_INVOCATION:
-                outcomes.extend(skipped(work[index + 1 :], outcome))
+                rest = still_owed(context, work[index + 1 :])
+                outcomes.extend(skipped(rest, outcome))
                 break
         return outcomes
 
@@ -178,6 +181,25 @@ def invalid_outcome(problem: planning.Invalid) -> Outcome:
         error=problem.message,
         exit_code=problem.error.exit_code,
     )
+
+
+def still_owed(context: Context, work: list[Work]) -> list[Work]:
+    """The work that stopping now leaves undone: a due slot that already has a
+    run (claimed at an earlier tick, perhaps finished long ago) is not, so it is
+    not warned about. If the ledger cannot tell (PostgreSQL is what failed), all
+    of it is kept."""
+    try:
+        with db.translated("looking up the slots not started"):
+            return [item for item in work if not already_claimed(context, item)]
+    except (errors.CampaignerError, psycopg.Error):
+        return work
+
+
+def already_claimed(context: Context, item: Work) -> bool:
+    if not isinstance(item, Due):
+        return False
+    run = ledger.find_run(context.control, item.campaign.id, item.scheduled_for)
+    return run is not None
 
 
 def skipped(work: list[Work], cause: Outcome) -> Iterator[Outcome]:
@@ -672,6 +694,7 @@ def close_run(
     started: float,
 ) -> Outcome:
     error, exit_code = ending.error, ending.exit_code
+    counts: tuple[int | None, ...] = (None, None, None)
     try:
         with db.translated("recording the run's outcome"):
             run = ledger.finish(
@@ -681,7 +704,9 @@ def close_run(
                 error=error,
                 retryable=ending.retryable,
             )
+        counts = (run.matched, run.produced, run.failed)
     except errors.DatabaseError as exc:
+        # `run` is still the row as claimed: its counts are not what was sent.
         error = f"{error or ending.status}; and {exc.message}"
         exit_code = errors.EXIT_DATABASE
     outcome = Outcome(
@@ -690,9 +715,9 @@ def close_run(
         run.scheduled_for,
         run_id=run.id,
         manual=run.manual,
-        matched=run.matched,
-        produced=run.produced,
-        failed=run.failed,
+        matched=counts[0],
+        produced=counts[1],
+        failed=counts[2],
         duration_s=round(time.monotonic() - started, 3),
         error=error,
         exit_code=exit_code,
@@ -702,9 +727,14 @@ def close_run(
 
 
 def log_outcome(campaign_id: int, name: str, outcome: Outcome) -> None:
+    counts = (
+        f"{outcome.matched} matched, {outcome.produced} produced,"
+        f" {outcome.failed} failed"
+        if outcome.matched is not None
+        else "counts unknown (see `campaigner runs`)"
+    )
     facts = (
-        f"run {outcome.run_id}, slot {format_slot(outcome)}: {outcome.matched} matched,"
-        f" {outcome.produced} produced, {outcome.failed} failed"
+        f"run {outcome.run_id}, slot {format_slot(outcome)}: {counts}"
         f" in {outcome.duration_s:.1f}s"
     )
     extra = {

@@ -204,7 +204,27 @@ def test_check__database_unreachable_exits_4(kafka_bootstrap: str) -> None:
     assert result.exit_code == 4
     lines = result.stdout.splitlines()
     assert lines[0].startswith("FAIL database: cannot connect to PostgreSQL")
-    assert lines[1].startswith("ok   kafka: broker reachable")
+    # What needs the database is skipped, never ok: not even the topics,
+    # since which topics to look for comes from the campaigns table.
+    assert lines[1:4] == [
+        "skip schema: not checked: no database",
+        "skip customer table: not checked: no database",
+        "skip campaigns: not checked: no database",
+    ]
+    assert lines[4].startswith("ok   kafka: broker reachable")
+    assert lines[5:] == ["skip topics: not checked: campaigns not read"]
+
+    as_json = json.loads(
+        campaigner(env, "check", "--json", "--connect-timeout", "2").stdout
+    )
+    assert [(c["name"], c["ok"]) for c in as_json] == [
+        ("database", False),
+        ("schema", False),
+        ("customer table", False),
+        ("campaigns", False),
+        ("kafka", True),
+        ("topics", False),
+    ]
 
 
 def test_check__schema_not_upgraded_exits_4(
