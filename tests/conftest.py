@@ -7,6 +7,7 @@ without them, throwaway ones are started on loopback for the session.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -454,3 +455,23 @@ def run_checkpoint(database_url: str) -> int:
     with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
         row = conn.execute("SELECT max(checkpoint) FROM campaign_runs").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def finish(process: subprocess.Popen[str], *, timeout: float) -> tuple[str, str]:
+    """Wait for the process to end (killing it if it does not); its output."""
+    try:
+        return process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def copies_by_user(
+    messages: list[tuple[str, dict[str, Any], dict[str, str]]],
+) -> dict[int, list[str]]:
+    """Each user id read back, with the idempotency key of every copy."""
+    copies: dict[int, list[str]] = collections.defaultdict(list)
+    for _, value, _ in messages:
+        copies[value["recipient"]["user_id"]].append(value["idempotency_key"])
+    return copies

@@ -8,7 +8,6 @@ import pathlib
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -24,6 +23,7 @@ from tests.conftest import (
     read_back,
     run_cli,
     run_rows,
+    wait_for,
 )
 
 # Reaching a closed loopback port fails at once; this bounds what a slow failure may take.
@@ -364,12 +364,3 @@ def test_exit_75__signal_saves_the_run(
         for key, _, _ in read_back(kafka_bootstrap, topic, expected=run["produced"])
     }
     assert set(range(1, run["checkpoint"] + 1)) - delivered == set()
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False

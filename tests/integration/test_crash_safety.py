@@ -3,10 +3,8 @@ run of `campaigner execute`, then another `execute`; what arrived is read back."
 
 from __future__ import annotations
 
-import collections
 import json
 import signal
-import subprocess
 import time
 from typing import Any
 
@@ -20,7 +18,9 @@ from campaigner.embedded.common import free_port
 from tests.conftest import (
     TICK,
     TICK_TEXT,
+    copies_by_user,
     create_topic,
+    finish,
     insert_campaign,
     insert_users,
     read_back,
@@ -53,16 +53,6 @@ def arrange_slow_campaign(db: psycopg.Connection[Any], topic: str) -> int:
     return campaign_id
 
 
-def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
-    """Wait for the process to end (killing it if it does not); its output."""
-    try:
-        return process.communicate(timeout=PROCESS_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-
-
 def execute_again(
     database_url: str, kafka_bootstrap: str, *args: str
 ) -> tuple[int, str, str]:
@@ -75,16 +65,6 @@ def execute_again(
         kafka_bootstrap=kafka_bootstrap,
         timeout=PROCESS_TIMEOUT_S,
     )
-
-
-def copies_by_user(
-    messages: list[tuple[str, dict[str, Any], dict[str, str]]],
-) -> dict[int, list[str]]:
-    """Each user id read back, with the idempotency key of every copy."""
-    copies: dict[int, list[str]] = collections.defaultdict(list)
-    for _, value, _ in messages:
-        copies[value["recipient"]["user_id"]].append(value["idempotency_key"])
-    return copies
 
 
 @pytest.mark.slow
@@ -108,7 +88,7 @@ def test_execute__killed_after_its_third_batch_is_resumed_by_the_next_execute(
         )
         worker.send_signal(signal.SIGKILL)
     finally:
-        stop(worker)
+        finish(worker, timeout=PROCESS_TIMEOUT_S)
     [killed] = run_rows(db)
 
     code, _, stderr = execute_again(database_url, kafka_bootstrap)
@@ -183,10 +163,10 @@ def test_execute__stopped_worker_is_never_taken_over(
         others.append(execute_again(database_url, kafka_bootstrap, "--json"))
         stopped_for = time.monotonic() - stopped_at
         worker.send_signal(signal.SIGCONT)
-        _, worker_stderr = stop(worker)
+        _, worker_stderr = finish(worker, timeout=PROCESS_TIMEOUT_S)
     finally:
         worker.send_signal(signal.SIGCONT)
-        stop(worker)
+        finish(worker, timeout=PROCESS_TIMEOUT_S)
 
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     assert (first_confirmed, stopped_for > 60) == (True, True)
@@ -223,7 +203,7 @@ def test_execute__interrupted_by_sigterm_is_finished_by_the_next_execute(
         )
         worker.send_signal(signal.SIGTERM)
     finally:
-        stop(worker)
+        finish(worker, timeout=PROCESS_TIMEOUT_S)
     [interrupted] = run_rows(db)
 
     code, _, _ = execute_again(database_url, kafka_bootstrap)
@@ -292,7 +272,7 @@ def test_execute__second_sigterm_stops_at_once_while_the_first_waits_for_reports
             took = time.monotonic() - second_sent
         finally:
             frozen.send_signal(signal.SIGCONT)
-            stop(worker)
+            finish(worker, timeout=PROCESS_TIMEOUT_S)
         [interrupted] = run_rows(db)
         code, _, _ = execute_again(database_url, bootstrap)
         messages = read_back(bootstrap, "slow", expected=COHORT)

@@ -3,7 +3,6 @@ share, each shard with its own checkpoint; what arrived is read back."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import signal
@@ -21,7 +20,9 @@ from campaigner.embedded.common import free_port
 from tests.conftest import (
     TICK,
     TICK_TEXT,
+    copies_by_user,
     create_topic,
+    finish,
     insert_campaign,
     insert_users,
     invoke_cli,
@@ -59,16 +60,6 @@ def shard_rows(db: psycopg.Connection[Any]) -> list[dict[str, Any]]:
         return cur.fetchall()
 
 
-def copies_by_user(
-    messages: list[tuple[str, dict[str, Any], dict[str, str]]],
-) -> dict[int, list[str]]:
-    """Each user id read back, with the idempotency key of every copy."""
-    copies: dict[int, list[str]] = collections.defaultdict(list)
-    for _, value, _ in messages:
-        copies[value["recipient"]["user_id"]].append(value["idempotency_key"])
-    return copies
-
-
 def wrong_keys(copies: dict[int, list[str]], campaign_id: int) -> list[int]:
     return [
         user
@@ -89,16 +80,6 @@ def execute(
         kafka_bootstrap=kafka_bootstrap,
         env=SHARDING,
     )
-
-
-def wait(process: subprocess.Popen[str]) -> tuple[str, str]:
-    """Wait for the process to end (killing it if it does not); its output."""
-    try:
-        return process.communicate(timeout=PROCESS_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def shards_done(database_url: str) -> int:
@@ -203,7 +184,7 @@ def test_execute__two_processes_started_together_share_the_shards(
     campaign_id = arrange(db, topic, rate_limit=RATE_LIMIT)
 
     processes = [execute(database_url, kafka_bootstrap, "--json") for _ in range(2)]
-    outputs = [wait(process) for process in processes]
+    outputs = [finish(process, timeout=PROCESS_TIMEOUT_S) for process in processes]
 
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     copies = copies_by_user(messages)
@@ -247,7 +228,7 @@ def test_execute__killed_in_a_shard_is_taken_over_by_the_next_execute(
         )
         worker.send_signal(signal.SIGKILL)
     finally:
-        wait(worker)
+        finish(worker, timeout=PROCESS_TIMEOUT_S)
     killed = shard_rows(db)
     [running] = [s for s in killed if s["status"] == "running"]
 
@@ -347,10 +328,10 @@ def test_execute__stopped_worker_keeps_its_shard_while_another_execute_helps(
         )
         while_stopped = shard_rows(db)
         worker.send_signal(signal.SIGCONT)
-        _, worker_stderr = wait(worker)
+        _, worker_stderr = finish(worker, timeout=PROCESS_TIMEOUT_S)
     finally:
         worker.send_signal(signal.SIGCONT)
-        wait(worker)
+        finish(worker, timeout=PROCESS_TIMEOUT_S)
 
     messages = read_back(kafka_bootstrap, topic, expected=COHORT)
     code, stdout, _ = helper
@@ -404,7 +385,7 @@ def test_execute__sharded_run_stopped_gracefully_is_finished_by_the_next_execute
         else:
             db.execute("UPDATE campaigns SET status = 'paused'")
     finally:
-        wait(worker)
+        finish(worker, timeout=PROCESS_TIMEOUT_S)
     [stopped] = run_rows(db)
     stopped_shards = [s["status"] for s in shard_rows(db)]
     db.execute("UPDATE campaigns SET status = 'active'")
@@ -451,7 +432,7 @@ def test_execute__sharded_run_past_its_deadline_expires_with_its_counts(
     )
 
     worker = execute(database_url, kafka_bootstrap)
-    _, stderr = wait(worker)
+    _, stderr = finish(worker, timeout=PROCESS_TIMEOUT_S)
 
     messages = read_back(kafka_bootstrap, topic, expected=0)
     [run] = run_rows(db)
