@@ -173,10 +173,11 @@ def check_campaign(
     settings: Settings,
     *,
     conn: psycopg.Connection | None = None,
-) -> None:
+) -> Estimate | None:
     """Everything about a campaign's audience that can be checked without reading
     it: the cohort against the allow-list and the live columns, the message
-    fields, and, given a connection and a max_cohort_cost, the planner's cost."""
+    fields, and, given a connection and a max_cohort_cost, the planner's cost.
+    Returns the planner's estimate when it was asked for one."""
     check_cohort_shape(
         campaign.name,
         campaign.cohort,
@@ -187,14 +188,13 @@ def check_campaign(
     check_fields_exist(
         campaign.name, campaign.message_fields, columns, settings.customer_table
     )
-    if conn is not None and settings.max_cohort_cost is not None:
-        check_cost(
-            campaign.name,
-            estimate(
-                conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
-            ),
-            settings,
-        )
+    if conn is None or settings.max_cohort_cost is None:
+        return None
+    estimated = estimate(
+        conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
+    )
+    check_cost(campaign.name, estimated, settings)
+    return estimated
 
 
 def check_fields_exist(

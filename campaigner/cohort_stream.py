@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.string import TextLoader
 
-from campaigner.cohort import reading
+from campaigner.cohort import INTEGER_TYPES, reading
 from campaigner.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ READ_AHEAD_POLL_S = 0.1
 # A batch: (user id as decimal text, the message fields as a JSON object's text).
 Rows = list[tuple[str, str]]
 
-INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 JSON_TYPES = frozenset({"json", "jsonb"})
 TEXT_TYPES = frozenset({"text", "character varying", "character", "citext", "name"})
 # Types read as their text form and sent as a JSON string: a reader gets the

@@ -542,14 +542,18 @@ def expire(context: Context, stranded: ledger.UnfinishedRun) -> Outcome | None:
     return outcome
 
 
-def check_campaign(context: Context, campaign: Campaign) -> None:
+def check_campaign(context: Context, campaign: Campaign) -> cohort.Estimate | None:
     """Everything about a campaign that can be fixed quickly (a missing topic, a
     typo in a field, the broker being down), checked before a run is claimed or
-    taken over, so that it still runs once fixed."""
+    taken over, so that it still runs once fixed. Returns the planner's estimate
+    of the cohort when the cost guard asked for one."""
     with db.translated("reading the customer table's columns"):
         columns = context.customer_columns()
-    cohort.check_campaign(campaign, columns, context.settings, conn=context.reader)
+    estimated = cohort.check_campaign(
+        campaign, columns, context.settings, conn=context.reader
+    )
     context.sink.check_topic(campaign.name, campaign.topic)
+    return estimated
 
 
 def claim(context: Context, due: Due) -> tuple[ledger.Run | None, bool]:
@@ -557,7 +561,7 @@ def claim(context: Context, due: Due) -> tuple[ledger.Run | None, bool]:
     the run, or None, and whether it is sharded. A back-fill's campaign is already
     the one its earlier run started with; a sharded run is joined, not claimed."""
     context.check_stop("before claiming its slot")
-    check_campaign(context, due.campaign)
+    estimated = check_campaign(context, due.campaign)
     with db.translated("claiming a run"):
         if find_sharded(context, due) is not None:
             return None, True
@@ -566,7 +570,7 @@ def claim(context: Context, due: Due) -> tuple[ledger.Run | None, bool]:
         # row, so it is sent whole however large; split it when it is taken over
         # once back-fills of large missed slots are asked for.
         if ledger.find_run(context.control, due.campaign.id, due.scheduled_for) is None:
-            ranges = plan_shards(context, due.campaign)
+            ranges = plan_shards(context, due.campaign, estimated)
         sharding = None if ranges is None else shards.recording(ranges)
         slot = due.scheduled_for
         run: ledger.Run | None
@@ -589,11 +593,15 @@ def claim(context: Context, due: Due) -> tuple[ledger.Run | None, bool]:
     return run, sharding is not None
 
 
-def plan_shards(context: Context, campaign: Campaign) -> list[shards.Bounds] | None:
+def plan_shards(
+    context: Context, campaign: Campaign, estimated: cohort.Estimate | None
+) -> list[shards.Bounds] | None:
     """The shards of a new run, or None to send it whole. A cohort PostgreSQL
     rejects is left to the run, which records why it failed."""
     try:
-        return shards.plan(context.reader, context.settings, campaign)
+        return shards.plan(
+            context.reader, context.settings, campaign, estimated=estimated
+        )
     except errors.InvalidCohort:
         return None
 

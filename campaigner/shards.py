@@ -119,19 +119,25 @@ def shard_count(estimated_rows: int, settings: Settings) -> int:
 
 
 def plan(
-    conn: psycopg.Connection, settings: Settings, campaign: Campaign
+    conn: psycopg.Connection,
+    settings: Settings,
+    campaign: Campaign,
+    *,
+    estimated: cohort.Estimate | None = None,
 ) -> list[Bounds] | None:
     """The shards of a new run of `campaign`, or None when it stays whole.
 
-    The size is the planner's estimate (EXPLAIN, as for max_cohort_cost): it
-    costs nothing next to counting. The ranges split the cohort's smallest to
-    largest key into equal widths, which are even for keys handed out in order.
+    The size is the planner's estimate (EXPLAIN, as for max_cohort_cost, whose
+    `estimated` is used when given): it costs nothing next to counting. The
+    ranges split the cohort's smallest to largest key into equal widths, which
+    are even for keys handed out in order.
     """
     if settings.shard_threshold == 0:
         return None
-    estimated = cohort.estimate(
-        conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
-    )
+    if estimated is None:
+        estimated = cohort.estimate(
+            conn, settings, campaign_name=campaign.name, cohort=campaign.cohort
+        )
     count = shard_count(estimated.rows, settings)
     if count == 1:
         return None
