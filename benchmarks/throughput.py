@@ -297,8 +297,8 @@ class Counter:
 def produce_all(
     producer: confluent_kafka.Producer,
     topic: str,
-    key: bytes,
-    value: bytes,
+    key: str | bytes,
+    value: str | bytes,
     on_delivery: Counter,
     *,
     headers: list[tuple[str, str | bytes | None]] | None = None,
