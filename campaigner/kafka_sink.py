@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import confluent_kafka
@@ -135,25 +135,30 @@ class KafkaSink:
                 " (create it; campaigner never creates topics)"
             )
 
-    def send(self, topic: str, messages: Sequence[Message], flight: Flight) -> None:
+    def send(self, topic: str, messages: Iterable[Message], flight: Flight) -> None:
         """Produce messages into `flight`; their reports arrive while `poll` or
         `wait` serve them."""
         delivered = flight.on_delivery  # one callback for the batch, not one each
         produce = self.producer.produce
-        flight.size += len(messages)
-        for message in messages:
-            try:
-                produce(
-                    topic,
-                    message.value,
-                    message.key,
-                    headers=message.headers,
-                    on_delivery=delivered,
-                )
-            except (BufferError, confluent_kafka.KafkaException):
-                # Tried again where a full queue is waited out and a message
-                # refused for good is recorded.
-                self.produce(topic, message, flight, delivered)
+        sent = 0
+        try:
+            for message in messages:
+                sent += 1
+                try:
+                    produce(
+                        topic,
+                        message.value,
+                        message.key,
+                        headers=message.headers,
+                        on_delivery=delivered,
+                    )
+                except (BufferError, confluent_kafka.KafkaException):
+                    # Tried again where a full queue is waited out and a message
+                    # refused for good is recorded.
+                    self.produce(topic, message, flight, delivered)
+        finally:
+            # Before any report is served: poll() is the only place they arrive.
+            flight.size += sent
         self.producer.poll(0)
 
     def poll(self, timeout: float) -> None:

@@ -186,13 +186,15 @@ class Delivery:
 
     def fly(self, pending: Pending, rows: cohort_stream.Rows) -> None:
         """Produce a batch, paced by the rate limit; a stop signal cuts it short."""
-        messages = self.template.render_encoded(rows, produced_at=datetime.now(UTC))
-        for start, end in slices(len(messages), self.limit.slice_size):
+        produced_at = datetime.now(UTC)
+        for start, end in slices(len(rows), self.limit.slice_size):
             if not self.pace():
                 break
-            self.context.sink.send(
-                self.campaign.topic, messages[start:end], pending.flight
+            messages = self.template.messages(
+                rows[start:end] if start or end < len(rows) else rows,
+                produced_at=produced_at,
             )
+            self.context.sink.send(self.campaign.topic, messages, pending.flight)
             self.limit.sent += end - start
             pending.rows, pending.last_key = end, int(rows[end - 1][0])
             # Earlier flights confirmed meanwhile move the checkpoint now.

@@ -81,11 +81,7 @@ def test_render__key_is_the_decimal_user_id() -> None:
         [(1,), (20,), (9_007_199_254_740_993,)], produced_at=PRODUCED_AT
     )
 
-    assert [(int(m.key), m.key) for m in messages] == [
-        (1, b"1"),
-        (20, b"20"),
-        (9_007_199_254_740_993, b"9007199254740993"),
-    ]
+    assert [m.key for m in messages] == ["1", "20", "9007199254740993"]
 
 
 def test_render__headers_repeat_the_ids() -> None:
@@ -93,10 +89,10 @@ def test_render__headers_repeat_the_ids() -> None:
 
     [message] = template.render([(1001,)], produced_at=PRODUCED_AT)
 
-    assert {name: bytes(value or b"") for name, value in message.headers} == {
-        "campaign_id": b"7",
-        "run_id": b"42",
-        "idempotency_key": b"7:2025-06-02T09:00:00Z:1001",
+    assert dict(message.headers) == {
+        "campaign_id": "7",
+        "run_id": "42",
+        "idempotency_key": "7:2025-06-02T09:00:00Z:1001",
     }
 
 
