@@ -63,6 +63,7 @@ SMALL_COHORT_SIZE = 100_000
 KAFKA_ADMIN_TIMEOUT_S = 30.0
 FLUSH_TIMEOUT_S = 600.0
 PARTITIONS = 3
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # The data set, built by PostgreSQL itself. The activity and consent rates give
 # DEFAULT_COHORT about one row in five.
@@ -112,6 +113,8 @@ class Sample:
     postgres_cpu_s: float | None = None
     broker_cpu_s: float | None = None
     peak_rss_mb: float | None = None
+    # campaigner's CPU seconds by kind of thread (the last reading before it ended).
+    thread_cpu_s: dict[str, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -397,14 +400,16 @@ def naive_pipeline(servers: Servers, where: str, batch_size: int) -> Sample:
     return sample
 
 
-class PeakRss:
-    """The child's own peak RSS, read from /proc while it runs. rusage's ru_maxrss
-    is no use here: Linux keeps it across fork and exec, so a child started by
-    a big parent reports the parent's size."""
+class ChildWatch:
+    """The child's own peak RSS and each of its threads' CPU time, read from /proc
+    while it runs. rusage's ru_maxrss is no use here: Linux keeps it across fork
+    and exec, so a child started by a big parent reports the parent's size."""
 
     def __init__(self, pid: int) -> None:
-        self.path = Path(f"/proc/{pid}/status")
+        self.proc = Path(f"/proc/{pid}")
+        self.pid = pid
         self.kib = 0
+        self.thread_cpu: dict[int, tuple[str, float]] = {}  # tid: (kind, CPU s)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.watch, daemon=True)
         self.thread.start()
@@ -412,12 +417,36 @@ class PeakRss:
     def watch(self) -> None:
         while not self.done.wait(0.02):
             try:
-                status = self.path.read_text()
+                status = (self.proc / "status").read_text()
+                tids = [int(tid) for tid in os.listdir(self.proc / "task")]
             except OSError:
                 return
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):  # the process's high-water mark
                     self.kib = max(self.kib, int(line.split()[1]))
+            for tid in tids:
+                with contextlib.suppress(OSError, ValueError):
+                    self.thread_cpu[tid] = self.thread_time(tid)
+
+    def thread_time(self, tid: int) -> tuple[str, float]:
+        stat = (self.proc / "task" / str(tid) / "stat").read_text()
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime and stime, fields 14 and 15 of proc(5), in clock ticks.
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        if tid == self.pid:
+            kind = "main thread"
+        elif name.startswith("rdk:"):
+            kind = "librdkafka threads"
+        else:
+            kind = "other Python threads (cohort reader)"
+        return kind, cpu
+
+    def cpu_by_thread(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for kind, cpu in self.thread_cpu.values():
+            totals[kind] = totals.get(kind, 0.0) + cpu
+        return totals
 
     def stop(self) -> None:
         self.done.set()
@@ -454,15 +483,16 @@ def campaigner_execute(
         with accounted(servers, sample):
             began = time.perf_counter()
             proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
-            peak = PeakRss(proc.pid)
+            watch = ChildWatch(proc.pid)
             _, status, usage = os.wait4(proc.pid, 0)
-            peak.stop()
+            watch.stop()
             sample.wall_s = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise click.ClickException(f"campaigner execute exited {proc.returncode}")
         sample.client_cpu_s = usage.ru_utime + usage.ru_stime
-        sample.peak_rss_mb = peak.kib / 1024
+        sample.peak_rss_mb = watch.kib / 1024
+        sample.thread_cpu_s = watch.cpu_by_thread()
         with psycopg.connect(servers.database_url) as conn:
             row = conn.execute(
                 "SELECT r.status, r.produced FROM campaign_runs r"
@@ -557,7 +587,19 @@ def summary(samples: list[Sample]) -> dict[str, Any]:
         "postgres_cpu_s": median_of("postgres_cpu_s"),
         "broker_cpu_s": median_of("broker_cpu_s"),
         "peak_rss_mb": median_of("peak_rss_mb"),
+        "thread_cpu_s": median_by_thread(samples),
         "samples": [dataclasses.asdict(s) | {"rate": s.rate} for s in samples],
+    }
+
+
+def median_by_thread(samples: list[Sample]) -> dict[str, float] | None:
+    readings = [s.thread_cpu_s for s in samples if s.thread_cpu_s]
+    if not readings:
+        return None
+    kinds = sorted({kind for reading in readings for kind in reading})
+    return {
+        kind: statistics.median(reading.get(kind, 0.0) for reading in readings)
+        for kind in kinds
     }
 
 
@@ -618,6 +660,12 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"campaigner / naive pipeline: {ours / m['naive']['rate_median']:.2f}"
             " (goal >= 2.5)"
         )
+    if threads := m["campaigner"].get("thread_cpu_s"):
+        per_message = ", ".join(
+            f"{kind} {cpu / m['campaigner']['rows'] * 1e6:.1f} µs"
+            for kind, cpu in sorted(threads.items(), key=lambda item: -item[1])
+        )
+        lines.append(f"campaigner's CPU per message by thread: {per_message}")
     if "memory" in results:
         mem = results["memory"]
         lines.append(
