@@ -7,6 +7,7 @@ Measures, on the same cohort of the same data set:
     report counted;
   - a naive pipeline: named cursor, json.dumps per row, produce;
   - `campaigner execute` on the cohort, as a subprocess, with every guarantee on;
+  - two `campaigner execute` started together, sharing the cohort's run in shards;
 then campaigner's peak RSS on a small and on the whole table, and a dry-run's
 count against a bare count(*).
 
@@ -64,6 +65,10 @@ KAFKA_ADMIN_TIMEOUT_S = 30.0
 FLUSH_TIMEOUT_S = 600.0
 PARTITIONS = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The run two executes share: a daily slot long past whose deadline is not.
+SHARED_RUN_SCHEDULE = "0 9 * * *"
+SHARED_SLOT = "2025-06-02T09:00:00+00:00"
+SHARED_RUN_SHARDS = 8
 
 # The data set, built by PostgreSQL itself. The activity and consent rates give
 # DEFAULT_COHORT about one row in five.
@@ -454,19 +459,35 @@ class ChildWatch:
 
 
 def campaigner_execute(
-    servers: Servers, where: str, batch_size: int, *, profile: Path | None = None
+    servers: Servers,
+    where: str,
+    batch_size: int,
+    *,
+    processes: int = 1,
+    profile: Path | None = None,
 ) -> Sample:
-    """`campaigner execute --campaign NAME` as an operator would run it; under
-    cProfile, writing its statistics to `profile`, when given."""
+    """`campaigner execute --campaign NAME` as an operator would run it, under
+    cProfile writing its statistics to `profile` when given. With more than one
+    process: the campaign's slot run by that many `execute --at SLOT` started
+    together, sharing the run in SHARED_RUN_SHARDS shards."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
     with fresh_topic(servers) as topic:
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO campaigns (name, schedule, cohort, channel, topic, template,"
                 " message_fields, batch_size, deadline)"
-                " VALUES (%s, '0 0 1 1 *', %s, 'email', %s, '{\"template_id\": \"bench\"}',"
-                " %s, %s, '1 day')",
-                [name, where, topic, list(MESSAGE_FIELDS), batch_size],
+                " VALUES (%s, %s, %s, 'email', %s, '{\"template_id\": \"bench\"}',"
+                " %s, %s, %s)",
+                [
+                    name,
+                    SHARED_RUN_SCHEDULE if processes > 1 else "0 0 1 1 *",
+                    where,
+                    topic,
+                    list(MESSAGE_FIELDS),
+                    batch_size,
+                    # A slot in the past still has its deadline ahead.
+                    "3650 days" if processes > 1 else "1 day",
+                ],
             )
         env = {
             **os.environ,
@@ -477,22 +498,45 @@ def campaigner_execute(
             if key != "bootstrap.servers":
                 env[f"CAMPAIGNER_KAFKA__{key.replace('.', '_').upper()}"] = str(value)
         command = [sys.executable, "-m", "campaigner", "execute", "--campaign", name]
+        if processes > 1:
+            estimate = cohort_size(servers.database_url, where)
+            env["CAMPAIGNER_SHARD_THRESHOLD"] = str(estimate // 2)
+            env["CAMPAIGNER_SHARD_SIZE"] = str(
+                max(1_000, estimate // SHARED_RUN_SHARDS)
+            )
+            command = [
+                sys.executable,
+                "-m",
+                "campaigner",
+                "execute",
+                "--at",
+                SHARED_SLOT,
+            ]
         if profile is not None:
             command[1:1] = ["-m", "cProfile", "-o", str(profile)]
         sample = Sample(rows=0, wall_s=0.0)
         with accounted(servers, sample):
             began = time.perf_counter()
-            proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
-            watch = ChildWatch(proc.pid)
-            _, status, usage = os.wait4(proc.pid, 0)
-            watch.stop()
+            children = [
+                subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+                for _ in range(processes)
+            ]
+            watches = [ChildWatch(child.pid) for child in children]
+            sample.client_cpu_s = 0.0
+            codes = []
+            for child, watch in zip(children, watches, strict=True):
+                _, status, usage = os.wait4(child.pid, 0)
+                watch.stop()
+                codes.append(os.waitstatus_to_exitcode(status))
+                sample.client_cpu_s += usage.ru_utime + usage.ru_stime
             sample.wall_s = time.perf_counter() - began
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise click.ClickException(f"campaigner execute exited {proc.returncode}")
-        sample.client_cpu_s = usage.ru_utime + usage.ru_stime
-        sample.peak_rss_mb = watch.kib / 1024
-        sample.thread_cpu_s = watch.cpu_by_thread()
+        if any(codes):
+            raise click.ClickException(f"campaigner execute exited {codes}")
+        sample.peak_rss_mb = max(watch.kib for watch in watches) / 1024
+        sample.thread_cpu_s = {}
+        for watch in watches:
+            for kind, cpu in watch.cpu_by_thread().items():
+                sample.thread_cpu_s[kind] = sample.thread_cpu_s.get(kind, 0.0) + cpu
         with psycopg.connect(servers.database_url) as conn:
             row = conn.execute(
                 "SELECT r.status, r.produced FROM campaign_runs r"
@@ -629,6 +673,7 @@ def render(results: dict[str, Any], console: Console) -> None:
         ("broker ceiling", "broker"),
         ("naive pipeline", "naive"),
         ("campaigner execute", "campaigner"),
+        ("campaigner, 2 processes", "campaigner_2"),
     ):
         if key not in results["measurements"]:
             continue
@@ -659,6 +704,18 @@ def verdicts(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"campaigner / naive pipeline: {ours / m['naive']['rate_median']:.2f}"
             " (goal >= 2.5)"
+        )
+    if "campaigner_2" in m:
+        shared = m["campaigner_2"]["rate_median"]
+        against_naive = (
+            f", / naive pipeline: {shared / m['naive']['rate_median']:.2f}"
+            if "naive" in m
+            else ""
+        )
+        lines.append(
+            f"2 processes sharing the run / slower ceiling:"
+            f" {shared / results['ceiling_rate']:.2f}{against_naive};"
+            f" / one process: {shared / ours:.2f}"
         )
     if threads := m["campaigner"].get("thread_cpu_s"):
         per_message = ", ".join(
@@ -741,6 +798,9 @@ def main(
             "export": lambda: export_ceiling(srv, where),
             "broker": lambda: broker_ceiling(srv, rows),
             "campaigner": lambda: campaigner_execute(srv, where, batch_size),
+            "campaigner_2": lambda: campaigner_execute(
+                srv, where, batch_size, processes=2
+            ),
         }
         if not skip_naive:
             runs["naive"] = lambda: naive_pipeline(srv, where, batch_size)
