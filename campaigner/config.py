@@ -85,9 +85,9 @@ class Settings:
     # nothing on a small one; the statement timeout is the hard bound.
     max_cohort_cost: float | None = None
     # Batches produced and waiting for their delivery reports at once. Two keep
-    # the producer busy on this machine (as fast as four, measured); each more
-    # adds a batch's messages to the producer's memory when the broker pauses,
-    # and to what a crash may send twice. Raise it for a broker far away.
+    # a broker on loopback busy (measured within 3 % of four); each more adds a
+    # batch's messages to the producer's memory when the broker pauses, and to
+    # what a crash may send twice. Raise it for a broker far away.
     batches_in_flight: int = 2
     # A run whose cohort the planner estimates above this many recipients is
     # split into id-range shards that several executes can share; 0: never.
