@@ -157,7 +157,9 @@ class KafkaSink:
                     # refused for good is recorded.
                     self.produce(topic, message, flight, delivered)
         finally:
-            # Before any report is served: poll() is the only place they arrive.
+            # Counted once, after the loop: reports served early (while a full
+            # queue is waited out) count against the flight, and whether it is
+            # done is asked only after send returns.
             flight.size += sent
         self.producer.poll(0)
 
