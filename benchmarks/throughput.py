@@ -131,6 +131,8 @@ class Servers:
     database_url: str
     kafka: dict[str, Any]
     broker_pids: list[int]
+    # Empty where the server is not local: its CPU is then not measured.
+    postgres_pids: list[int]
 
     @property
     def bootstrap(self) -> str:
@@ -150,23 +152,9 @@ class Servers:
 # -- process accounting ------------------------------------------------------
 
 
-def process_cpu(names: tuple[str, ...]) -> float:
-    """CPU seconds so far of every local process with one of `names`."""
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in names:
-            with contextlib.suppress(psutil.Error):
-                times = proc.cpu_times()
-                total += (
-                    times.user
-                    + times.system
-                    + times.children_user
-                    + times.children_system
-                )
-    return total
-
-
-def pids_cpu(pids: list[int]) -> float | None:
+def tree_cpu(pids: list[int]) -> float | None:
+    """CPU seconds so far of the processes `pids` and everything under them,
+    those that already ended included (their parent has reaped their time)."""
     if not pids:
         return None
     total = 0.0
@@ -174,8 +162,14 @@ def pids_cpu(pids: list[int]) -> float | None:
         with contextlib.suppress(psutil.Error):
             proc = psutil.Process(pid)
             for each in (proc, *proc.children(recursive=True)):
-                times = each.cpu_times()
-                total += times.user + times.system
+                with contextlib.suppress(psutil.Error):
+                    times = each.cpu_times()
+                    total += (
+                        times.user
+                        + times.system
+                        + times.children_user
+                        + times.children_system
+                    )
     return total
 
 
@@ -187,11 +181,13 @@ def self_cpu() -> float:
 @contextlib.contextmanager
 def accounted(servers: Servers, sample: Sample) -> Iterator[None]:
     """Fill in the CPU each side spent while the block ran."""
-    postgres_before = process_cpu(("postgres",))
-    broker_before = pids_cpu(servers.broker_pids)
+    postgres_before = tree_cpu(servers.postgres_pids)
+    broker_before = tree_cpu(servers.broker_pids)
     yield
-    sample.postgres_cpu_s = process_cpu(("postgres",)) - postgres_before
-    broker_after = pids_cpu(servers.broker_pids)
+    postgres_after = tree_cpu(servers.postgres_pids)
+    if postgres_before is not None and postgres_after is not None:
+        sample.postgres_cpu_s = postgres_after - postgres_before
+    broker_after = tree_cpu(servers.broker_pids)
     if broker_before is not None and broker_after is not None:
         sample.broker_cpu_s = broker_after - broker_before
 
@@ -203,7 +199,26 @@ def accounted(servers: Servers, sample: Sample) -> Iterator[None]:
 def servers() -> Iterator[Servers]:
     suffix = uuid.uuid4().hex[:8]
     with demo_database(f"bench_{suffix}") as url, demo_kafka() as kafka:
-        yield Servers(url, dict(kafka), broker_pids(str(kafka["bootstrap.servers"])))
+        yield Servers(
+            url,
+            dict(kafka),
+            broker_pids(str(kafka["bootstrap.servers"])),
+            postmaster_pids(url),
+        )
+
+
+def postmaster_pids(url: str) -> list[int]:
+    """The server behind `url` (its postmaster), if it runs on this machine: the
+    parent of this connection's backend, when that is a local postgres."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    with contextlib.suppress(psutil.Error):
+        backend = psutil.Process(int(row[0]))
+        postmaster = backend.parent()
+        if backend.name() == "postgres" and postmaster is not None:
+            return [postmaster.pid]
+    return []
 
 
 def broker_pids(bootstrap: str) -> list[int]:
