@@ -190,10 +190,7 @@ class Delivery:
         for start, end in slices(len(rows), self.limit.slice_size):
             if not self.pace():
                 break
-            messages = self.template.messages(
-                rows[start:end] if start or end < len(rows) else rows,
-                produced_at=produced_at,
-            )
+            messages = self.template.messages(rows[start:end], produced_at=produced_at)
             self.context.sink.send(self.campaign.topic, messages, pending.flight)
             self.limit.sent += end - start
             pending.rows, pending.last_key = end, int(rows[end - 1][0])
