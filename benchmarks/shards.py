@@ -78,11 +78,16 @@ class Measured:
     copies: int
 
 
-def modes(users: int) -> list[Mode]:
-    sharded = {
-        "CAMPAIGNER_SHARD_THRESHOLD": str(users // 2),
-        "CAMPAIGNER_SHARD_SIZE": str(max(1_000, users // SHARDS)),
+def sharding(recipients: int, shards: int = SHARDS) -> dict[str, str]:
+    """Settings that split a run of `recipients` into about `shards` shards."""
+    return {
+        "CAMPAIGNER_SHARD_THRESHOLD": str(recipients // 2),
+        "CAMPAIGNER_SHARD_SIZE": str(max(1_000, recipients // shards)),
     }
+
+
+def modes(users: int) -> list[Mode]:
+    sharded = sharding(users)
     return [
         Mode("whole, 1 process", {"CAMPAIGNER_SHARD_THRESHOLD": "0"}, 1),
         Mode(f"{SHARDS} shards, 1 process", sharded, 1),

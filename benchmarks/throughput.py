@@ -7,7 +7,7 @@ Measures, on the same cohort of the same data set:
     report counted;
   - a naive pipeline: named cursor, json.dumps per row, produce;
   - `campaigner execute` on the cohort, as a subprocess, with every guarantee on;
-  - two `campaigner execute` started together, sharing the cohort's run in shards;
+  - two `campaigner execute` started together, sharing the cohort's run in 8 shards;
 then campaigner's peak RSS on a small and on the whole table, and a dry-run's
 count against a bare count(*).
 
@@ -47,6 +47,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.shards import sharding
 from campaigner import cohort, migrations
 from campaigner.config import Settings
 from campaigner.demo_servers import demo_database, demo_kafka
@@ -65,10 +66,11 @@ KAFKA_ADMIN_TIMEOUT_S = 30.0
 FLUSH_TIMEOUT_S = 600.0
 PARTITIONS = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# The run two executes share: a daily slot long past whose deadline is not.
-SHARED_RUN_SCHEDULE = "0 9 * * *"
-SHARED_SLOT = "2025-06-02T09:00:00+00:00"
-SHARED_RUN_SHARDS = 8
+# Each measured run: a daily slot long past whose deadline is not, run by
+# `execute --at` as cron would at that minute.
+RUN_SCHEDULE = "0 9 * * *"
+RUN_DEADLINE = "3650 days"
+RUN_SLOT = "2025-06-02T09:00:00+00:00"
 
 # The data set, built by PostgreSQL itself. The activity and consent rates give
 # DEFAULT_COHORT about one row in five.
@@ -479,12 +481,12 @@ def campaigner_execute(
     batch_size: int,
     *,
     processes: int = 1,
+    environment: dict[str, str] | None = None,
     profile: Path | None = None,
 ) -> Sample:
-    """`campaigner execute --campaign NAME` as an operator would run it, under
-    cProfile writing its statistics to `profile` when given. With more than one
-    process: the campaign's slot run by that many `execute --at SLOT` started
-    together, sharing the run in SHARED_RUN_SHARDS shards."""
+    """A new campaign's slot run by `processes` `campaigner execute --at SLOT`
+    started together, as cron would start them, with `environment` added;
+    under cProfile writing its statistics to `profile` when given."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
     with fresh_topic(servers) as topic:
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
@@ -495,38 +497,24 @@ def campaigner_execute(
                 " %s, %s, %s)",
                 [
                     name,
-                    SHARED_RUN_SCHEDULE if processes > 1 else "0 0 1 1 *",
+                    RUN_SCHEDULE,
                     where,
                     topic,
                     list(MESSAGE_FIELDS),
                     batch_size,
-                    # A slot in the past still has its deadline ahead.
-                    "3650 days" if processes > 1 else "1 day",
+                    RUN_DEADLINE,
                 ],
             )
         env = {
             **os.environ,
             "DATABASE_URL": servers.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap,
+            **(environment or {}),
         }
         for key, value in servers.kafka.items():
             if key != "bootstrap.servers":
                 env[f"CAMPAIGNER_KAFKA__{key.replace('.', '_').upper()}"] = str(value)
-        command = [sys.executable, "-m", "campaigner", "execute", "--campaign", name]
-        if processes > 1:
-            estimate = cohort_size(servers.database_url, where)
-            env["CAMPAIGNER_SHARD_THRESHOLD"] = str(estimate // 2)
-            env["CAMPAIGNER_SHARD_SIZE"] = str(
-                max(1_000, estimate // SHARED_RUN_SHARDS)
-            )
-            command = [
-                sys.executable,
-                "-m",
-                "campaigner",
-                "execute",
-                "--at",
-                SHARED_SLOT,
-            ]
+        command = [sys.executable, "-m", "campaigner", "execute", "--at", RUN_SLOT]
         if profile is not None:
             command[1:1] = ["-m", "cProfile", "-o", str(profile)]
         sample = Sample(rows=0, wall_s=0.0)
@@ -814,7 +802,7 @@ def main(
             "broker": lambda: broker_ceiling(srv, rows),
             "campaigner": lambda: campaigner_execute(srv, where, batch_size),
             "campaigner_2": lambda: campaigner_execute(
-                srv, where, batch_size, processes=2
+                srv, where, batch_size, processes=2, environment=sharding(rows)
             ),
         }
         if not skip_naive:
