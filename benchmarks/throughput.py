@@ -842,7 +842,7 @@ def main(
     results["verdicts"] = verdicts(results)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
-    render(results, Console(width=None if sys.stdout.isatty() else 120))
+    render(results, Console(width=None if sys.stdout.isatty() else 132))
     say(f"results written to {output}")
 
 
